@@ -1,0 +1,33 @@
+// `eqr version`: what this build is and what it runs on.
+
+#include <iostream>
+
+#include "commands.h"
+#include "eqr/core/version.h"
+
+namespace eqr::app {
+
+void register_version(CLI::App& app) {
+  auto* cmd = app.add_subcommand("version", "Print eqr, git, LibTorch, CUDA, BLAS and thread information");
+  auto json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json, "Print as one JSON object");
+  cmd->callback([json] {
+    const auto info = environment_info();
+    if (*json) {
+      std::cout << info.dump(2) << "\n";
+      return;
+    }
+    std::cout << "eqr " << info["eqr_version"].get<std::string>() << " (git " << info["git_sha"].get<std::string>()
+              << ")\n"
+              << "libtorch   " << info["torch_version"].get<std::string>()
+              << (info["built_with_cuda"].get<bool>() ? " (CUDA build)" : " (CPU build)") << "\n"
+              << "cuda       " << (info["cuda_available"].get<bool>() ? "available" : "not available") << ", "
+              << info["cuda_device_count"].get<int>() << " device(s)\n"
+              << "blas       " << info["blas"].get<std::string>() << " ("
+              << info["blas_library"].get<std::string>() << ")\n"
+              << "threads    " << info["torch_threads"].get<int>() << " torch intra-op, "
+              << info["hardware_threads"].get<unsigned>() << " hardware\n";
+  });
+}
+
+}  // namespace eqr::app

@@ -1,0 +1,22 @@
+#pragma once
+// Subcommands of `eqr`. Each cmd_<name>.cpp registers one subcommand; main.cpp calls them all.
+// Commands stay thin: parse -> config -> library call.
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace eqr::app {
+
+/// --config FILE and repeatable --set key=value, shared by every config-driven command.
+struct ConfigArgs {
+  std::string path;
+  std::vector<std::string> overrides;
+};
+void add_config_options(CLI::App* cmd, ConfigArgs& args, bool required);
+
+void register_version(CLI::App& app);
+void register_config(CLI::App& app);
+
+}  // namespace eqr::app

@@ -1,0 +1,27 @@
+#pragma once
+// Device and dtype choice. All eqr code is device-agnostic: it takes a torch::Device from here.
+
+#include <string>
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+namespace eqr {
+
+/// Parses "auto" | "cpu" | "cuda" | "cuda:N". "auto" picks cuda:0 when CUDA is available, else cpu.
+/// Throws UsageError for an unknown name, or when CUDA is asked for and not available.
+c10::Device resolve_device(const std::string& name);
+
+/// Parses "float32" | "bfloat16" | "float16" (also "fp32", "bf16", "fp16").
+/// Throws ConfigError for anything else.
+c10::ScalarType parse_dtype(const std::string& name);
+
+/// The dtype the forward pass runs in: the configured one, except that bfloat16/float16 on CPU are
+/// kept only when `allow_reduced_on_cpu` is set (CPU bf16 matmuls are slow; float32 is the default there).
+c10::ScalarType forward_dtype_for(const std::string& configured, const c10::Device& device,
+                                  bool allow_reduced_on_cpu);
+
+/// Number of CUDA devices visible to LibTorch (0 on a CPU build).
+int cuda_device_count();
+
+}  // namespace eqr

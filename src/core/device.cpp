@@ -1,0 +1,48 @@
+#include "eqr/core/device.h"
+
+#include <torch/torch.h>
+
+#include "eqr/core/error.h"
+
+namespace eqr {
+
+int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
+
+c10::Device resolve_device(const std::string& name) {
+  if (name == "auto") {
+    return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  }
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    int index = 0;
+    if (name.size() > 5) {
+      const std::string digits = name.substr(5);
+      EQR_CHECK(!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos,
+                UsageError, "device '", name, "': expected cuda:N with N a device index");
+      index = std::stoi(digits);
+    }
+    EQR_CHECK(torch::cuda::is_available(), UsageError, "device '", name,
+              "' asked for, but CUDA is not available (this LibTorch build or machine has no GPU); "
+              "use --device cpu or auto");
+    EQR_CHECK(index < cuda_device_count(), UsageError, "device '", name, "': only ",
+              cuda_device_count(), " CUDA device(s) visible");
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  EQR_FAIL(UsageError, "device '", name, "' is not known; expected auto, cpu, cuda or cuda:N");
+}
+
+c10::ScalarType parse_dtype(const std::string& name) {
+  if (name == "float32" || name == "fp32") return c10::kFloat;
+  if (name == "bfloat16" || name == "bf16") return c10::kBFloat16;
+  if (name == "float16" || name == "fp16") return c10::kHalf;
+  EQR_FAIL(ConfigError, "dtype '", name, "' is not known; expected float32, bfloat16 or float16");
+}
+
+c10::ScalarType forward_dtype_for(const std::string& configured, const c10::Device& device,
+                                  bool allow_reduced_on_cpu) {
+  const auto dtype = parse_dtype(configured);
+  if (device.is_cpu() && dtype != c10::kFloat && !allow_reduced_on_cpu) return c10::kFloat;
+  return dtype;
+}
+
+}  // namespace eqr
