@@ -16,7 +16,10 @@ struct ConfigArgs {
 };
 void add_config_options(CLI::App* cmd, ConfigArgs& args, bool required);
 
+// Top-level commands, registered in this order by main.cpp. A command that extends another
+// (e.g. `eqr bench solver`) finds its parent with app.get_subcommand("bench") and is registered after it.
 void register_version(CLI::App& app);
 void register_config(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace eqr::app

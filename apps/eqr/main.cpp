@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
 
   eqr::app::register_version(app);
   eqr::app::register_config(app);
+  eqr::app::register_bench(app);
 
   try {
     app.parse(argc, argv);
