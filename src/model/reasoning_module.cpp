@@ -1,0 +1,50 @@
+// ReasoningModule "L_level" (reference/eqr_spec.md §1.5). Shape legend: B batch, S cells, D hidden.
+
+#include "eqr/model/reasoning_module.h"
+
+#include <torch/torch.h>
+
+#include "eqr/core/error.h"
+#include "eqr/model/init.h"
+
+namespace eqr::model {
+
+ReasoningModuleOptions ReasoningModuleOptions::from(const config::ArchConfig& arch) {
+  const bool trm = arch.variant == "trm";
+  return ReasoningModuleOptions(ReasoningBlockOptions::from(arch))
+      .l_layers(arch.l_layers)
+      .lambda(trm ? 1.0 : arch.lambda)
+      .noise_scale(trm ? 0.0 : arch.noise_scale);
+}
+
+ReasoningModuleImpl::ReasoningModuleImpl(const ReasoningModuleOptions& options_) : options(options_) {
+  EQR_CHECK(options.l_layers() >= 1, ConfigError, "config key 'arch.l_layers' = ", options.l_layers(),
+            ": expected at least 1 block");
+  EQR_CHECK(options.noise_scale() >= 0.0, ConfigError, "config key 'arch.noise_scale' = ", options.noise_scale(),
+            ": expected >= 0");
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < options.l_layers(); ++i) layers->push_back(ReasoningBlock(options.block()));
+}
+
+at::Tensor ReasoningModuleImpl::stack(const at::Tensor& x, const CosSin& cs) {
+  at::Tensor u = x;
+  for (const auto& layer : *layers) u = layer->as<ReasoningBlockImpl>()->forward(u, cs);
+  return u;
+}
+
+at::Tensor ReasoningModuleImpl::forward(const at::Tensor& h, const at::Tensor& injection, const CosSin& cs,
+                                        std::optional<at::Generator> gen) {
+  EQR_CHECK(h.dim() == 3 && h.sizes() == injection.sizes(), RuntimeError, "ReasoningModule: state ", h.sizes(),
+            " and injection ", injection.sizes(), " must both be (B, S, D)");
+  EQR_CHECK(h.scalar_type() == injection.scalar_type(), RuntimeError, "ReasoningModule: state dtype ",
+            h.scalar_type(), " differs from injection dtype ", injection.scalar_type());
+  const at::Tensor updated = stack(h + injection, cs);
+  const double lambda = options.lambda();
+  at::Tensor out = lambda == 1.0 ? updated : (1.0 - lambda) * h + lambda * updated;
+  if (options.noise_scale() > 0.0) {
+    out = out + randn(h.sizes(), h.options(), gen) * options.noise_scale();
+  }
+  return out;
+}
+
+}  // namespace eqr::model
