@@ -46,6 +46,16 @@ int main(int argc, char** argv) {
   eqr::app::register_bench(app);
 
   try {
+    // An unknown first word is a mistyped command; say so instead of "a subcommand is required".
+    if (argc > 1 && argv[1][0] != '-') {
+      std::string names;
+      bool known = false;
+      for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+        known = known || sub->check_name(argv[1]);
+      }
+      if (!known) throw eqr::UsageError("unknown command '" + std::string(argv[1]) + "'; commands: " + names);
+    }
     app.parse(argc, argv);
     return 0;
   } catch (const CLI::CallForHelp& e) {
