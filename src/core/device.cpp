@@ -8,6 +8,11 @@ namespace eqr {
 
 int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
 
+void set_num_threads(int64_t n) {
+  EQR_CHECK(n >= 0, UsageError, "num_threads = ", n, ": expected 0 (LibTorch default) or a positive count");
+  if (n > 0) at::set_num_threads(static_cast<int>(n));
+}
+
 c10::Device resolve_device(const std::string& name) {
   if (name == "auto") {
     return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);

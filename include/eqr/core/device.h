@@ -24,4 +24,7 @@ c10::ScalarType forward_dtype_for(const std::string& configured, const c10::Devi
 /// Number of CUDA devices visible to LibTorch (0 on a CPU build).
 int cuda_device_count();
 
+/// Sets LibTorch's intra-op CPU threads; 0 keeps LibTorch's default. Throws UsageError for n < 0.
+void set_num_threads(int64_t n);
+
 }  // namespace eqr

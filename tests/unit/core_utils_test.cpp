@@ -1,0 +1,119 @@
+// Core utilities: error macro, device/dtype parsing, seeded RNG streams, progress formatting, BLAS probe.
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <set>
+
+#include <torch/torch.h>
+
+#include "eqr/core/device.h"
+#include "eqr/core/error.h"
+#include "eqr/core/logging.h"
+#include "eqr/core/progress.h"
+#include "eqr/core/rng.h"
+#include "eqr/core/version.h"
+
+namespace eqr {
+namespace {
+
+TEST(CoreError, CheckThrowsTypedErrorWithConcatenatedMessage) {
+  try {
+    const int line = 7;
+    EQR_CHECK(1 + 1 == 3, DataError, "file.csv:", line, ": bad row");
+    FAIL();
+  } catch (const DataError& e) {
+    EXPECT_STREQ(e.what(), "file.csv:7: bad row");
+  }
+  EXPECT_NO_THROW(EQR_CHECK(true, DataError, "never"));
+  // The family shares one base, so main() can catch eqr::Error for exit code 1.
+  EXPECT_THROW(EQR_FAIL(CheckpointError, "x"), Error);
+}
+
+TEST(CoreDevice, ParsesNamesAndRejectsUnknown) {
+  EXPECT_TRUE(resolve_device("cpu").is_cpu());
+  const auto autod = resolve_device("auto");
+  EXPECT_EQ(autod.is_cuda(), torch::cuda::is_available());
+  EXPECT_THROW(resolve_device("tpu"), UsageError);
+  EXPECT_THROW(resolve_device("cuda:x"), UsageError);
+  if (!torch::cuda::is_available()) EXPECT_THROW(resolve_device("cuda:0"), UsageError);
+  EXPECT_EQ(parse_dtype("bf16"), c10::kBFloat16);
+  EXPECT_EQ(parse_dtype("float32"), c10::kFloat);
+  EXPECT_THROW(parse_dtype("int8"), ConfigError);
+  EXPECT_EQ(forward_dtype_for("bfloat16", c10::Device(c10::kCPU), false), c10::kFloat);
+  EXPECT_EQ(forward_dtype_for("bfloat16", c10::Device(c10::kCPU), true), c10::kBFloat16);
+  EXPECT_THROW(set_num_threads(-1), UsageError);
+}
+
+TEST(CoreRng, StreamsAreDeterministicAndDistinct) {
+  EXPECT_EQ(derive_seed(1, 2), derive_seed(1, 2));
+  std::set<uint64_t> seen;
+  for (uint64_t s = 0; s < 4; ++s)
+    for (uint64_t k = 0; k < 64; ++k) seen.insert(derive_seed(s, k));
+  EXPECT_EQ(seen.size(), 256u);
+  EXPECT_NE(stream_id("init"), stream_id("noise"));
+  // splitmix64 reference value (Vigna's splitmix64 with state 0 -> first output).
+  EXPECT_EQ(splitmix64(0), 0xE220A8397B1DCDAFULL);
+  auto g1 = make_cpu_generator(5), g2 = make_cpu_generator(5), g3 = make_cpu_generator(6);
+  const auto a = torch::randn({16}, g1), b = torch::randn({16}, g2), c = torch::randn({16}, g3);
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_FALSE(torch::equal(a, c));
+  auto r1 = make_std_rng(3, 1), r2 = make_std_rng(3, 1);
+  EXPECT_EQ(r1(), r2());
+}
+
+TEST(CoreProgress, FormatsDurationsAndLines) {
+  EXPECT_EQ(Progress::format_duration(12), "12s");
+  EXPECT_EQ(Progress::format_duration(245), "4m05s");
+  EXPECT_EQ(Progress::format_duration(3723), "1h02m03s");
+  EXPECT_EQ(Progress::format_duration(-1), "?");
+  Progress p("train", 100, "steps", nullptr);
+  p.set(25);
+  const std::string line = p.line("loss 0.5");
+  EXPECT_NE(line.find("train: 25/100 steps (25%)"), std::string::npos) << line;
+  EXPECT_NE(line.find("| loss 0.5"), std::string::npos) << line;
+  Progress unknown("gen", 0, "puzzles", nullptr);
+  unknown.advance(3);
+  EXPECT_EQ(unknown.line("").find("ETA"), std::string::npos);
+}
+
+TEST(CoreProgress, PipeModePrintsPlainPeriodicLines) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  {
+    Progress p("work", 10, "it", f);
+    p.set_interactive(false);
+    p.set_pipe_interval(3600);  // nothing until finish
+    for (int i = 0; i < 10; ++i) p.advance();
+    p.finish("done");
+  }
+  std::rewind(f);
+  char buf[512] = {0};
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  const std::string out(buf, n);
+  EXPECT_EQ(out.find('\r'), std::string::npos);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_NE(out.find("work: 10/10 it (100%)"), std::string::npos) << out;
+}
+
+TEST(CoreLogging, LevelsByName) {
+  EXPECT_NO_THROW(set_log_level("debug"));
+  EXPECT_EQ(logger()->level(), spdlog::level::debug);
+  EXPECT_NO_THROW(set_log_level("off"));
+  EXPECT_THROW(set_log_level("loud"), UsageError);
+  set_log_level("warn");
+}
+
+TEST(CoreVersion, EnvironmentInfoHasEveryField) {
+  const auto info = environment_info();
+  for (const char* k : {"eqr_version", "git_sha", "torch_version", "cuda_available", "cuda_device_count", "blas",
+                        "blas_library", "torch_threads"}) {
+    EXPECT_TRUE(info.contains(k)) << k;
+  }
+  EXPECT_FALSE(version().empty());
+  EXPECT_EQ(torch_version().substr(0, 1), std::string(TORCH_VERSION).substr(0, 1));
+}
+
+}  // namespace
+}  // namespace eqr
