@@ -21,5 +21,6 @@ void add_config_options(CLI::App* cmd, ConfigArgs& args, bool required);
 void register_version(CLI::App& app);
 void register_config(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_import(CLI::App& app);
 
 }  // namespace eqr::app

@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   eqr::app::register_version(app);
   eqr::app::register_config(app);
   eqr::app::register_bench(app);
+  eqr::app::register_import(app);
 
   try {
     // An unknown first word is a mistyped command; say so instead of "a subcommand is required".
