@@ -21,6 +21,8 @@ void add_config_options(CLI::App* cmd, ConfigArgs& args, bool required);
 void register_version(CLI::App& app);
 void register_config(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_data(CLI::App& app);        // cmd_data.cpp: eqr data ...
+void register_bench_data(CLI::App& app);  // cmd_data.cpp: eqr bench csv|solver|generator
 void register_import(CLI::App& app);
 
 }  // namespace eqr::app

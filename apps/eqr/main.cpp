@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
   eqr::app::register_version(app);
   eqr::app::register_config(app);
   eqr::app::register_bench(app);
+  eqr::app::register_data(app);
+  eqr::app::register_bench_data(app);
   eqr::app::register_import(app);
 
   try {
