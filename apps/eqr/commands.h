@@ -22,6 +22,7 @@ void register_version(CLI::App& app);
 void register_config(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_data(CLI::App& app);        // cmd_data.cpp: eqr data ...
+void register_data_build(CLI::App& app);  // cmd_data_build.cpp: eqr data build, eqr bench loader
 void register_bench_data(CLI::App& app);  // cmd_data.cpp: eqr bench csv|solver|generator
 void register_import(CLI::App& app);
 

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   eqr::app::register_config(app);
   eqr::app::register_bench(app);
   eqr::app::register_data(app);
+  eqr::app::register_data_build(app);
   eqr::app::register_bench_data(app);
   eqr::app::register_import(app);
 

@@ -1,5 +1,6 @@
 #include "eqr/data/npy.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -291,6 +292,79 @@ NpyArray<T> load_npy_checked(const std::string& path, const std::vector<int64_t>
   EQR_CHECK(ok, DataError, path, ": .npy shape is ", dims_text(a.shape), ", expected ", dims_text(expect),
             " (-1 = any)");
   return a;
+}
+
+NpyArray<uint8_t> load_npy_as_uint8(const std::string& path, const std::vector<int64_t>& expect) {
+  File f = open_read(path);
+  const NpyHeader h = read_header(f.get(), path);
+  bool ok = h.shape.size() == expect.size();
+  for (size_t i = 0; ok && i < expect.size(); ++i) ok = expect[i] < 0 || expect[i] == h.shape[i];
+  EQR_CHECK(ok, DataError, path, ": .npy shape is ", dims_text(h.shape), ", expected ", dims_text(expect),
+            " (-1 = any)");
+  std::error_code ec;
+  const auto file_size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  const int64_t have = file_size - h.data_offset;
+  EQR_CHECK(!ec && have == h.data_bytes(), DataError, path, ": .npy file is ",
+            (have < h.data_bytes() ? "truncated" : "oversized"), ": shape ", shape_repr(h.shape), " needs ",
+            h.data_bytes(), " data bytes, the file has ", have);
+  NpyArray<uint8_t> out;
+  out.shape = h.shape;
+  out.data.resize(static_cast<size_t>(h.num_elements()));
+  if (h.dtype == NpyDtype::kUInt8) {
+    const size_t got = std::fread(out.data.data(), 1, out.data.size(), f.get());
+    EQR_CHECK(got == out.data.size(), DataError, path, ": short read of .npy data");
+    return out;
+  }
+  auto widen = [&](auto tag) {
+    using T = decltype(tag);
+    std::vector<T> chunk(size_t{1} << 20);
+    for (size_t done = 0; done < out.data.size();) {
+      const size_t n = std::min(chunk.size(), out.data.size() - done);
+      EQR_CHECK(std::fread(chunk.data(), sizeof(T), n, f.get()) == n, DataError, path, ": short read of .npy data");
+      for (size_t i = 0; i < n; ++i) {
+        EQR_CHECK(chunk[i] >= 0 && chunk[i] <= 255, DataError, path, ": element ", done + i, " = ", chunk[i],
+                  " does not fit a token id (expected 0..255)");
+        out.data[done + i] = static_cast<uint8_t>(chunk[i]);
+      }
+      done += n;
+    }
+  };
+  if (h.dtype == NpyDtype::kInt32) {
+    widen(int32_t{});
+  } else {
+    widen(int64_t{});
+  }
+  return out;
+}
+
+void save_npy_as(const std::string& path, const uint8_t* data, const std::vector<int64_t>& shape, NpyDtype dtype) {
+  if (dtype == NpyDtype::kUInt8) return save_npy(path, data, shape);
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  const std::filesystem::path p(path);
+  std::error_code ec;
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
+  const std::string header = npy_header_bytes(dtype, shape);
+  File f(std::fopen(path.c_str(), "wb"));
+  EQR_CHECK(f != nullptr, DataError, path, ": cannot write .npy file (", std::strerror(errno), ")");
+  bool ok = std::fwrite(header.data(), 1, header.size(), f.get()) == header.size();
+  auto narrow = [&](auto tag) {
+    using T = decltype(tag);
+    std::vector<T> chunk(size_t{1} << 20);
+    for (int64_t done = 0; ok && done < n;) {
+      const auto k = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(chunk.size()), n - done));
+      for (size_t i = 0; i < k; ++i) chunk[i] = static_cast<T>(data[done + static_cast<int64_t>(i)]);
+      ok = std::fwrite(chunk.data(), sizeof(T), k, f.get()) == k;
+      done += static_cast<int64_t>(k);
+    }
+  };
+  if (dtype == NpyDtype::kInt32) {
+    narrow(int32_t{});
+  } else {
+    narrow(int64_t{});
+  }
+  ok = (std::fflush(f.get()) == 0) && ok;
+  EQR_CHECK(ok, DataError, path, ": failed writing .npy file (", std::strerror(errno), "; disk full?)");
 }
 
 std::string npy_header_bytes(NpyDtype dtype, const std::vector<int64_t>& shape) {

@@ -67,12 +67,19 @@ NpyArray<T> load_npy(const std::string& path);
 template <typename T>
 NpyArray<T> load_npy_checked(const std::string& path, const std::vector<int64_t>& expect);
 
+/// Loads a '|u1', '<i4' or '<i8' array as uint8 (in chunks, no full-width copy), checking that every
+/// value is in [0, 255]. For token arrays: the reference writes augmented train splits as int64
+/// (numpy promotes its uint8 originals when they are concatenated with int64 augmentations).
+NpyArray<uint8_t> load_npy_as_uint8(const std::string& path, const std::vector<int64_t>& expect);
+
 /// The exact header bytes numpy >= 1.24 writes for this dtype and shape (version 1.0 unless too long).
 std::string npy_header_bytes(NpyDtype dtype, const std::vector<int64_t>& shape);
 
 /// Writes `data` (product(shape) elements, C order) as a .npy file, creating parent directories.
 template <typename T>
 void save_npy(const std::string& path, const T* data, const std::vector<int64_t>& shape);
+/// Writes uint8 values widened to `dtype` ('|u1', '<i4' or '<i8'), converting in chunks.
+void save_npy_as(const std::string& path, const uint8_t* data, const std::vector<int64_t>& shape, NpyDtype dtype);
 template <typename T>
 void save_npy(const std::string& path, const NpyArray<T>& array) {
   save_npy(path, array.data.data(), array.shape);
