@@ -25,5 +25,11 @@ void register_data(CLI::App& app);        // cmd_data.cpp: eqr data ...
 void register_data_build(CLI::App& app);  // cmd_data_build.cpp: eqr data build, eqr bench loader
 void register_bench_data(CLI::App& app);  // cmd_data.cpp: eqr bench csv|solver|generator
 void register_import(CLI::App& app);
+void register_launch(CLI::App& app);  // cmd_launch.cpp: eqr launch -n N -- <args>
+void register_train(CLI::App& app);   // cmd_train.cpp: eqr train
+void register_model(CLI::App& app);        // cmd_model.cpp: eqr model info
+void register_bench_model(CLI::App& app);  // cmd_model.cpp: eqr bench model
+void register_eval(CLI::App& app);   // cmd_eval.cpp: eqr eval ; cmd_solve.cpp: eqr solve
+void register_solve(CLI::App& app);
 
 }  // namespace eqr::app

@@ -48,6 +48,12 @@ int main(int argc, char** argv) {
   eqr::app::register_data_build(app);
   eqr::app::register_bench_data(app);
   eqr::app::register_import(app);
+  eqr::app::register_launch(app);
+  eqr::app::register_train(app);
+  eqr::app::register_model(app);
+  eqr::app::register_bench_model(app);
+  eqr::app::register_eval(app);
+  eqr::app::register_solve(app);
 
   try {
     // An unknown first word is a mistyped command; say so instead of "a subcommand is required".

@@ -1,0 +1,63 @@
+#pragma once
+// The training loop of the reference (reference/eqr_spec.md §2-3): deep supervision on a persistent
+// carry, ACT halting with exploration, one optimiser step per supervision step, stablemax loss,
+// AdamATan2 with the warm-up schedule, EMA, periodic evaluation, resumable atomic checkpoints and
+// data parallel over c10d. Everything a run writes goes to its run directory:
+//   <run>/config.yaml      resolved config (every knob)
+//   <run>/env.json         eqr SHA, LibTorch/CUDA versions, device, world size, seed
+//   <run>/metrics.jsonl    one JSON object per logged step (train/*) and per evaluation (eval/*)
+//   <run>/eval/step_N.json evaluation reports (EMA and raw weights side by side)
+//   <run>/checkpoints/     step_N.eqrckpt + `latest` (io/checkpoint.h)
+// Only rank 0 writes.
+//
+// Shape legend: B local batch rows, S cells, V vocab.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "eqr/config/config.h"
+
+namespace eqr::train {
+
+/// How to start a run.
+struct TrainerOptions {
+  /// Run directory; empty = <output_root>/<name> from the config.
+  std::string run_dir;
+  /// Continue from the run directory's latest checkpoint (config taken from the checkpoint).
+  bool resume = false;
+  /// Stop after this many optimisation steps in this invocation (for tests of resume); 0 = no limit.
+  int64_t stop_after_steps = 0;
+  /// Show a live progress line (rank 0).
+  bool progress = true;
+};
+
+/// What a finished (or interrupted) run reports.
+struct TrainResult {
+  int64_t steps_done = 0;            ///< optimisation step reached (total across resumes)
+  int64_t total_steps = 0;           ///< steps the run is scheduled for
+  bool interrupted = false;          ///< stopped by SIGINT/SIGTERM (a checkpoint was written)
+  std::string run_dir;
+  std::string last_checkpoint;       ///< path of the newest checkpoint ("" if none)
+  std::map<std::string, double> last_train_metrics;  ///< train/* of the last step
+  std::map<std::string, double> last_eval_metrics;   ///< eval/* of the last evaluation
+};
+
+/// Evaluation at training depth (the reference's eval during training): every test row runs exactly
+/// `depth` supervision steps from a fresh random state (breadth 1); metrics of the last step.
+struct TrainEvalResult {
+  int64_t n_puzzles = 0;
+  double exact_accuracy = 0;  ///< whole grid right
+  double cell_accuracy = 0;   ///< mean over puzzles of the fraction of right cells
+  double mean_final_residual = 0;
+};
+
+/// Runs (or resumes) training as configured. Throws ConfigError / DataError / RuntimeError; a non-finite
+/// loss throws RuntimeError naming the step, after which the last checkpoint on disk is intact.
+TrainResult run_training(const config::RunConfig& config, const TrainerOptions& options);
+
+/// Loads the resolved config of an existing run (<run>/config.yaml). ConfigError if absent.
+config::RunConfig load_run_config(const std::string& run_dir);
+
+}  // namespace eqr::train

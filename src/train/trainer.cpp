@@ -1,0 +1,486 @@
+// The training loop (see trainer.h). Shape legend: B local batch rows, S cells, V vocab, D hidden.
+
+#include "eqr/train/trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include <torch/torch.h>
+
+#include "eqr/config/load.h"
+#include "eqr/core/device.h"
+#include "eqr/core/error.h"
+#include "eqr/core/logging.h"
+#include "eqr/core/progress.h"
+#include "eqr/core/rng.h"
+#include "eqr/core/version.h"
+#include "eqr/data/dataset.h"
+#include "eqr/data/generator.h"
+#include "eqr/data/loader.h"
+#include "eqr/dynamics/halting.h"
+#include "eqr/dynamics/step.h"
+#include "eqr/io/checkpoint.h"
+#include "eqr/io/reference_checkpoint.h"
+#include "eqr/model/eqr_model.h"
+#include "eqr/train/adam_atan2.h"
+#include "eqr/train/distributed.h"
+#include "eqr/train/ema.h"
+#include "eqr/train/loss.h"
+#include "eqr/train/lr_schedule.h"
+
+namespace eqr::train {
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+// ---- signals: SIGINT/SIGTERM ask the loop to checkpoint and stop ----
+std::atomic<bool> g_stop_requested{false};
+extern "C" void on_stop_signal(int) { g_stop_requested.store(true); }
+
+class SignalGuard {
+ public:
+  SignalGuard() {
+    g_stop_requested.store(false);
+    old_int_ = std::signal(SIGINT, on_stop_signal);
+    old_term_ = std::signal(SIGTERM, on_stop_signal);
+  }
+  ~SignalGuard() {
+    std::signal(SIGINT, old_int_);
+    std::signal(SIGTERM, old_term_);
+  }
+
+ private:
+  void (*old_int_)(int) = SIG_DFL;
+  void (*old_term_)(int) = SIG_DFL;
+};
+
+/// eqr's generator as the dataset builder's puzzle source (geometry and knobs from DataConfig).
+data::PuzzleSource generator_source(const config::DataConfig& cfg) {
+  return [cfg](int64_t count, uint64_t seed, const std::string& split) {
+    data::GeneratorOptions g;
+    g.geom = data::Geometry{static_cast<int>(cfg.box_rows), static_cast<int>(cfg.box_cols)};
+    g.count = count;
+    g.seed = seed;
+    g.min_givens = static_cast<int>(cfg.generate_min_givens);
+    g.max_givens = static_cast<int>(cfg.generate_max_givens);
+    g.min_rating = cfg.generate_min_rating;
+    g.source = "eqr-gen-" + split;
+    logger()->info("generating {} {} puzzles ({}x{} boxes, seed {})", count, split, cfg.box_rows, cfg.box_cols,
+                   seed);
+    return data::generate_puzzles(g);
+  };
+}
+
+dynamics::Batch to_dyn(const data::Batch& b) {
+  dynamics::Batch d;
+  d.inputs = b.inputs;
+  d.labels = b.labels;
+  d.puzzle_identifiers = b.puzzle_identifiers;
+  return d;
+}
+
+void append_jsonl(const fs::path& path, const Json& line) {
+  std::ofstream out(path, std::ios::app);
+  EQR_CHECK(out.good(), RuntimeError, "cannot append to '", path.string(), "'");
+  out << line.dump() << "\n";
+}
+
+void write_json(const fs::path& path, const Json& j) {
+  std::ofstream out(path);
+  EQR_CHECK(out.good(), RuntimeError, "cannot write '", path.string(), "'");
+  out << j.dump(2) << "\n";
+}
+
+/// Fixed-depth evaluation at breadth 1: the reference's eval during training (spec §3, §5).
+TrainEvalResult evaluate_split(model::EqrModel& model, const std::shared_ptr<const data::SplitData>& split,
+                               int64_t depth, int64_t batch_size, uint64_t seed, Distributed& dist) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();
+  data::LoaderOptions lo;
+  lo.mode = data::LoaderMode::kTest;
+  lo.global_batch_size = batch_size;
+  lo.rank = dist.rank();
+  lo.world_size = dist.world_size();
+  lo.prefetch_batches = 0;
+  data::Loader loader(split, lo);
+  const c10::Device device = model->device();
+  at::Generator gen = device.is_cpu() ? make_cpu_generator(derive_seed(seed, dist.rank()))
+                                      : at::globalContext().defaultGenerator(device);
+  if (!device.is_cpu()) gen.set_current_seed(derive_seed(seed, dist.rank()));
+
+  // sums: puzzles, exact, cell accuracy, final residual
+  auto sums = torch::zeros({4}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
+  while (auto batch = loader.next()) {
+    const dynamics::Batch b = to_dyn(*batch).to(device);
+    dynamics::Carry carry = dynamics::initial_carry(model, b);
+    dynamics::StepOutput out;
+    for (int64_t t = 0; t < depth; ++t) {
+      out = dynamics::step(model, carry, b, gen);
+      carry = out.carry;  // halted stays false: every row runs exactly `depth` steps
+    }
+    const auto labels = carry.data.labels.to(torch::kLong);
+    const auto valid = batch->example_indices.to(device) >= 0;  // (B) real rows
+    const auto mask = labels != kIgnoreLabelId;                  // (B, S)
+    const auto preds = out.logits.argmax(-1);
+    const auto right = (preds == labels) & mask;
+    const auto n = mask.sum(-1).clamp_min(1).to(torch::kFloat64);
+    const auto exact = (right.sum(-1) == mask.sum(-1)) & valid;
+    const auto cell = (right.sum(-1).to(torch::kFloat64) / n) * valid.to(torch::kFloat64);
+    sums[0] += valid.sum().to(torch::kFloat64);
+    sums[1] += exact.sum().to(torch::kFloat64);
+    sums[2] += cell.sum();
+    sums[3] += (out.residual.to(torch::kFloat64) * valid.to(torch::kFloat64)).sum();
+  }
+  dist.all_reduce(sums, ReduceOp::Sum);
+  const auto s = sums.cpu();
+  const auto* v = s.data_ptr<double>();
+  TrainEvalResult r;
+  r.n_puzzles = static_cast<int64_t>(v[0]);
+  const double n = std::max(1.0, v[0]);
+  r.exact_accuracy = v[1] / n;
+  r.cell_accuracy = v[2] / n;
+  r.mean_final_residual = v[3] / n;
+  if (was_training) model->train();
+  return r;
+}
+
+io::TensorMap to_map(const torch::OrderedDict<std::string, at::Tensor>& d) {
+  io::TensorMap m;
+  for (const auto& item : d) m[item.key()] = item.value();
+  return m;
+}
+
+/// Everything the loop owns, so checkpoints save and restore it in one place.
+struct State {
+  model::EqrModel model{nullptr};
+  std::unique_ptr<AdamATan2> optimizer;
+  std::unique_ptr<Ema> ema;
+  std::unique_ptr<data::Loader> loader;
+  dynamics::Carry carry;
+  at::Generator gen;
+  int64_t step = 0;
+  int64_t total_steps = 0;
+};
+
+io::Checkpoint make_checkpoint(const State& st, const config::RunConfig& cfg) {
+  io::Checkpoint ck;
+  io::put_tensors(ck.tensors, "model/", to_map(st.model->state_dict()));
+  if (st.ema) io::put_tensors(ck.tensors, "ema/", st.ema->shadow());
+  io::TensorMap optim;
+  for (const auto& [k, v] : st.optimizer->state_tensors()) optim[k] = v;
+  io::put_tensors(ck.tensors, "optim/", optim);
+  io::TensorMap carry{{"z_h", st.carry.z_h}, {"z_l", st.carry.z_l}, {"steps", st.carry.steps},
+                      {"halted", st.carry.halted}, {"inputs", st.carry.data.inputs}};
+  if (st.carry.data.labels.defined()) carry["labels"] = st.carry.data.labels;
+  if (st.carry.data.puzzle_identifiers.defined()) carry["puzzle_identifiers"] = st.carry.data.puzzle_identifiers;
+  io::put_tensors(ck.tensors, "carry/", carry);
+  ck.tensors["rng/train"] = st.gen.get_state();
+  ck.meta["format"] = "eqr-train";
+  ck.meta["step"] = st.step;
+  ck.meta["total_steps"] = st.total_steps;
+  ck.meta["config"] = config::to_json(cfg);
+  ck.meta["loader"] = Json::parse(st.loader->state().to_json().dump());
+  ck.meta["ema_updates"] = st.ema ? st.ema->num_updates() : 0;
+  ck.meta["eqr_version"] = version();
+  ck.meta["git_sha"] = git_sha();
+  return ck;
+}
+
+void restore_checkpoint(State& st, const io::Checkpoint& ck, const std::string& path) {
+  const c10::Device device = st.model->device();
+  io::apply_state_dict(*st.model, io::tensors_with_prefix(ck.tensors, "model/"), /*strict=*/true);
+  if (st.ema) {
+    st.ema->load_shadow(io::tensors_with_prefix(ck.tensors, "ema/"), /*strict=*/true);
+    st.ema->set_num_updates(ck.meta.value("ema_updates", int64_t{0}));
+  }
+  const auto optim = io::tensors_with_prefix(ck.tensors, "optim/");
+  st.optimizer->load_state_tensors(std::map<std::string, torch::Tensor>(optim.begin(), optim.end()));
+  const auto carry = io::tensors_with_prefix(ck.tensors, "carry/");
+  auto get = [&](const std::string& k) {
+    auto it = carry.find(k);
+    EQR_CHECK(it != carry.end(), CheckpointError, "checkpoint '", path, "' has no carry/", k,
+              "; it was not written by `eqr train` and cannot resume a run");
+    return it->second.to(device);
+  };
+  st.carry.z_h = get("z_h");
+  st.carry.z_l = get("z_l");
+  st.carry.steps = get("steps");
+  st.carry.halted = get("halted");
+  st.carry.data.inputs = get("inputs");
+  if (carry.count("labels")) st.carry.data.labels = get("labels");
+  if (carry.count("puzzle_identifiers")) st.carry.data.puzzle_identifiers = get("puzzle_identifiers");
+  auto rng = ck.tensors.find("rng/train");
+  EQR_CHECK(rng != ck.tensors.end(), CheckpointError, "checkpoint '", path, "' has no rng/train state");
+  st.gen.set_state(rng->second.cpu());
+  st.loader->restore(data::LoaderState::from_json(nlohmann::json::parse(ck.meta.at("loader").dump())));
+  st.step = ck.meta.at("step").get<int64_t>();
+}
+
+std::string fmt_metric(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.4g", x);
+  return buf;
+}
+
+}  // namespace
+
+config::RunConfig load_run_config(const std::string& run_dir) {
+  const fs::path p = fs::path(run_dir) / "config.yaml";
+  EQR_CHECK(fs::exists(p), ConfigError, "run directory '", run_dir, "' has no config.yaml; is it an eqr run?");
+  return config::load(p.string());
+}
+
+TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& options) {
+  const auto& tc = cfg.train;
+  TrainResult result;
+  result.run_dir = options.run_dir.empty() ? (fs::path(cfg.output_root) / cfg.name).string() : options.run_dir;
+  const fs::path run_dir(result.run_dir);
+
+  // ---- processes and devices ----
+  const DistEnv env = DistEnv::from_environment();
+  c10::Device device = resolve_device(cfg.device);
+  if (device.is_cuda() && env.world_size > 1) {
+    device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  }
+  set_num_threads(cfg.num_threads);
+  Distributed dist(env, device);
+  const bool primary = dist.is_primary();
+  EQR_CHECK(tc.global_batch_size % dist.world_size() == 0, ConfigError, "config key 'train.global_batch_size' = ",
+            tc.global_batch_size, ": must be divisible by the number of processes (", dist.world_size(), ")");
+
+  if (primary) {
+    if (!options.resume) {
+      EQR_CHECK(!fs::exists(run_dir / "checkpoints"), UsageError, "run directory '", run_dir.string(),
+                "' already holds checkpoints; resume it with --resume ", run_dir.string(),
+                " or choose another name (--set name=...)");
+    }
+    fs::create_directories(run_dir / "checkpoints");
+    fs::create_directories(run_dir / "eval");
+    config::write_resolved(cfg, (run_dir / "config.yaml").string());
+    Json envj = Json::parse(environment_info().dump());
+    envj["device"] = device.str();
+    envj["world_size"] = dist.world_size();
+    envj["backend"] = dist.backend();
+    envj["seed"] = tc.seed;
+    envj["started"] = static_cast<int64_t>(std::time(nullptr));
+    write_json(run_dir / "env.json", envj);
+  }
+
+  // ---- data ----
+  const auto source = generator_source(cfg.data);
+  auto train_split = std::make_shared<const data::SplitData>(data::load_or_build(cfg.data, "train", source));
+  auto test_split = std::make_shared<const data::SplitData>(data::load_or_build(cfg.data, "test", source));
+  EQR_CHECK(train_split->seq_len() == cfg.arch.seq_len, ConfigError, "dataset seq_len ", train_split->seq_len(),
+            " does not match config key 'arch.seq_len' = ", cfg.arch.seq_len);
+  EQR_CHECK(train_split->metadata.vocab_size == cfg.arch.vocab_size, ConfigError, "dataset vocab_size ",
+            train_split->metadata.vocab_size, " does not match config key 'arch.vocab_size' = ", cfg.arch.vocab_size);
+  const double examples = static_cast<double>(train_split->num_groups()) * train_split->metadata.mean_puzzle_examples;
+  const int64_t steps_per_epoch = static_cast<int64_t>(std::floor(examples / static_cast<double>(tc.global_batch_size)));
+  EQR_CHECK(steps_per_epoch >= 1, DataError, "the training split has ", train_split->num_groups(),
+            " groups, fewer than train.global_batch_size = ", tc.global_batch_size,
+            ": no full batch can be formed; lower the batch size or add puzzles");
+
+  // ---- model, optimiser, EMA (identical init on every rank: seeded with `seed`, then broadcast) ----
+  State st;
+  seed_torch(tc.seed);
+  st.model = model::EqrModel(model::EqrModelOptions(cfg.arch));
+  st.model->to(device);
+  dist.broadcast_module(*st.model);
+  st.model->train();
+  AdamATan2Options oo(tc.lr);
+  oo.betas(std::make_tuple(tc.beta1, tc.beta2)).weight_decay(tc.weight_decay);
+  st.optimizer = std::make_unique<AdamATan2>(st.model->parameters(), oo);
+  if (tc.ema) st.ema = std::make_unique<Ema>(*st.model, tc.ema_rate, tc.ema_warmup);
+  st.total_steps = tc.epochs * steps_per_epoch;
+  if (tc.max_steps) st.total_steps = std::min(st.total_steps, *tc.max_steps);
+  const LrSchedule schedule(tc, st.total_steps);
+  const LossType loss_type = parse_loss_type(tc.loss_type);
+  const auto halting = dynamics::HaltingOptions::from(cfg.arch, /*training=*/true);
+
+  data::LoaderOptions lo;
+  lo.mode = data::LoaderMode::kTrain;
+  lo.global_batch_size = tc.global_batch_size;
+  lo.rank = dist.rank();
+  lo.world_size = dist.world_size();
+  lo.seed = static_cast<uint64_t>(tc.seed);
+  lo.prefetch_batches = cfg.data.prefetch_batches;
+  st.loader = std::make_unique<data::Loader>(train_split, lo);
+
+  const uint64_t run_seed = derive_seed(static_cast<uint64_t>(tc.seed), stream_id("train") + dist.rank());
+  st.gen = device.is_cpu() ? make_cpu_generator(run_seed) : at::globalContext().defaultGenerator(device);
+  if (!device.is_cpu()) st.gen.set_current_seed(run_seed);
+  {
+    dynamics::Batch shape;
+    shape.inputs = torch::zeros({st.loader->local_batch_size(), cfg.arch.seq_len}, torch::kInt32);
+    shape.labels = torch::zeros_like(shape.inputs);
+    shape.puzzle_identifiers = torch::zeros({st.loader->local_batch_size()}, torch::kInt32);
+    st.carry = dynamics::initial_carry(st.model, shape);
+  }
+
+  if (tc.load_checkpoint && !options.resume) {
+    const auto ck = io::load_any_checkpoint(*tc.load_checkpoint, device);
+    auto weights = io::tensors_with_prefix(ck.tensors, "model/");
+    const auto report = io::apply_state_dict(*st.model, weights, tc.load_strict);
+    logger()->info("initialised from {} ({} tensors loaded, {} missing, {} unexpected)", *tc.load_checkpoint,
+                   report.loaded.size(), report.missing.size(), report.unexpected.size());
+    if (st.ema) st.ema = std::make_unique<Ema>(*st.model, tc.ema_rate, tc.ema_warmup);
+    EQR_CHECK(tc.load_weights_only, ConfigError, "config key 'train.load_checkpoint' without ",
+              "train.load_weights_only = true: continuing another run's optimiser is done with --resume <run dir>");
+  }
+  if (options.resume) {
+    const auto latest = io::latest_checkpoint(run_dir.string());
+    EQR_CHECK(latest.has_value(), UsageError, "--resume ", run_dir.string(), ": no checkpoint found in ",
+              (run_dir / "checkpoints").string());
+    restore_checkpoint(st, io::load_checkpoint(*latest, device), *latest);
+    logger()->info("resumed from {} at step {}/{}", *latest, st.step, st.total_steps);
+  }
+  result.total_steps = st.total_steps;
+
+  if (primary) {
+    logger()->info("training {} ({} parameters, {} blocks per supervision step) on {} x{} | {} train examples "
+                   "in {} groups, {} test | {} steps, global batch {}",
+                   cfg.name, st.model->num_parameters(), st.model->blocks_per_step(), device.str(),
+                   dist.world_size(), train_split->num_examples(), train_split->num_groups(),
+                   test_split->num_examples(), st.total_steps, tc.global_batch_size);
+  }
+
+  const int64_t eval_batch = cfg.eval.global_batch_size.value_or(tc.global_batch_size);
+  auto evaluate = [&](int64_t step) {
+    Json line;
+    line["step"] = step;
+    auto put = [&](const std::string& prefix, const TrainEvalResult& r) {
+      line[prefix + "/exact_accuracy"] = r.exact_accuracy;
+      line[prefix + "/cell_accuracy"] = r.cell_accuracy;
+      line[prefix + "/final_residual"] = r.mean_final_residual;
+      result.last_eval_metrics[prefix + "/exact_accuracy"] = r.exact_accuracy;
+      result.last_eval_metrics[prefix + "/cell_accuracy"] = r.cell_accuracy;
+      line["eval/n_puzzles"] = r.n_puzzles;
+    };
+    const uint64_t eval_seed = static_cast<uint64_t>(cfg.eval.seed);
+    const auto raw = evaluate_split(st.model, test_split, cfg.arch.halt_max_steps, eval_batch, eval_seed, dist);
+    put("eval/raw", raw);
+    if (st.ema) {
+      st.ema->swap(*st.model);
+      const auto ema = evaluate_split(st.model, test_split, cfg.arch.halt_max_steps, eval_batch, eval_seed, dist);
+      st.ema->swap(*st.model);
+      put("eval/ema", ema);
+    }
+    line["eval/depth"] = cfg.arch.halt_max_steps;
+    line["eval/breadth"] = 1;
+    line["eval/seed"] = cfg.eval.seed;
+    if (primary) {
+      append_jsonl(run_dir / "metrics.jsonl", line);
+      write_json(run_dir / "eval" / ("step_" + std::to_string(step) + ".json"), line);
+      logger()->info("eval step {}: exact_accuracy raw {}{} | cell_accuracy raw {}{} ({} puzzles, depth {}, breadth 1)",
+                     step, fmt_metric(raw.exact_accuracy),
+                     st.ema ? " ema " + fmt_metric(line["eval/ema/exact_accuracy"].get<double>()) : std::string(),
+                     fmt_metric(raw.cell_accuracy),
+                     st.ema ? " ema " + fmt_metric(line["eval/ema/cell_accuracy"].get<double>()) : std::string(),
+                     raw.n_puzzles, cfg.arch.halt_max_steps);
+    }
+  };
+  auto checkpoint = [&]() {
+    dist.barrier();
+    if (!primary) return;
+    result.last_checkpoint = io::write_run_checkpoint(run_dir.string(), st.step, make_checkpoint(st, cfg));
+    io::keep_last(run_dir.string(), 3);
+    logger()->info("checkpoint {}", result.last_checkpoint);
+  };
+
+  // ---- the loop: one supervision step of every carry row = one optimisation step ----
+  SignalGuard signals;
+  const int64_t first_step = st.step;
+  Progress progress("train", st.total_steps, "steps", (primary && options.progress) ? stderr : nullptr);
+  progress.set(st.step);
+  auto window_start = std::chrono::steady_clock::now();
+  int64_t window_steps = 0;
+  const std::vector<at::Tensor> params = st.model->parameters();
+
+  while (st.step < st.total_steps) {
+    if (options.stop_after_steps > 0 && st.step - first_step >= options.stop_after_steps) break;
+    if (g_stop_requested.load()) {
+      result.interrupted = true;
+      break;
+    }
+    auto batch = st.loader->next();
+    EQR_CHECK(batch.has_value(), RuntimeError, "the training loader ran out of batches at step ", st.step);
+    const int64_t s = st.step + 1;
+
+    dynamics::StepOutput out = dynamics::step(st.model, st.carry, to_dyn(*batch).to(device), st.gen);
+    dynamics::apply_reference_halting(out.carry, out.q_halt_logits.detach(), halting, st.gen);
+    const StepLoss loss = compute_step_loss(out.logits, out.carry.data.labels.to(torch::kLong), out.q_halt_logits,
+                                            loss_type, tc.q_halt_loss_weight);
+    (loss.total / static_cast<double>(tc.global_batch_size)).backward();
+    dist.all_reduce_gradients(params);
+    double grad_norm = std::nan("");
+    if (tc.grad_clip_norm) {
+      grad_norm = torch::nn::utils::clip_grad_norm_(params, *tc.grad_clip_norm);
+    }
+    const double lr = schedule(s);
+    st.optimizer->set_lr(lr);
+    st.optimizer->step();
+    st.optimizer->zero_grad();
+    if (st.ema) st.ema->update(*st.model);
+    st.carry = out.carry;
+    st.step = s;
+    ++window_steps;
+
+    MetricSums sums = metric_sums(loss, out.carry.halted, out.carry.steps, out.q_halt_logits.detach());
+    const bool log_now = (s % tc.log_interval_steps == 0) || s == st.total_steps;
+    const double total_loss = loss.total.item<double>();
+    if (!std::isfinite(total_loss)) {
+      EQR_FAIL(RuntimeError, "non-finite loss (", total_loss, ") at step ", s, "; the run stopped and the last ",
+               "checkpoint on disk (", result.last_checkpoint.empty() ? "none yet" : result.last_checkpoint,
+               ") is intact. Lower train.lr or set train.grad_clip_norm.");
+    }
+    if (log_now) {
+      dist.all_reduce(sums.sum, ReduceOp::Sum);
+      dist.all_reduce(sums.min, ReduceOp::Min);
+      dist.all_reduce(sums.max, ReduceOp::Max);
+      const auto metrics = finalize_metrics(sums, static_cast<double>(tc.global_batch_size));
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
+      Json line;
+      line["step"] = s;
+      line["epoch"] = batch->epoch;
+      line["train/lr"] = lr;
+      for (const auto& [k, v] : metrics) {
+        line["train/" + k] = v;
+        result.last_train_metrics["train/" + k] = v;
+      }
+      line["train/halted_fraction"] = out.carry.halted.to(torch::kFloat32).mean().item<double>();
+      line["train/steps_per_s"] = secs > 0 ? window_steps / secs : 0.0;
+      line["train/rows_per_s"] = secs > 0 ? window_steps * tc.global_batch_size / secs : 0.0;
+      if (tc.grad_clip_norm) line["train/grad_norm"] = grad_norm;
+      if (primary) append_jsonl(run_dir / "metrics.jsonl", line);
+      progress.set(s, "loss " + fmt_metric(metrics.at("lm_loss")) + " exact " +
+                          fmt_metric(metrics.at("exact_accuracy")) + " steps@halt " + fmt_metric(metrics.at("steps")));
+      window_start = std::chrono::steady_clock::now();
+      window_steps = 0;
+    }
+    if (tc.eval_interval_steps && s % *tc.eval_interval_steps == 0 && s < st.total_steps) evaluate(s);
+    if (tc.checkpoint_interval_steps && s % *tc.checkpoint_interval_steps == 0 && s < st.total_steps) checkpoint();
+  }
+  progress.finish();
+
+  result.steps_done = st.step;
+  if (result.interrupted) {
+    logger()->warn("interrupted at step {}: writing a checkpoint; continue with `eqr train --resume {}`", st.step,
+                   run_dir.string());
+    checkpoint();
+    return result;
+  }
+  if (st.step > first_step || !fs::exists(run_dir / "checkpoints" / "latest")) {
+    if (st.step >= st.total_steps) evaluate(st.step);
+    checkpoint();
+  }
+  return result;
+}
+
+}  // namespace eqr::train
