@@ -1,0 +1,180 @@
+// `eqr eval` and `eqr solve` end to end on a tiny checkpoint saved here with io::save_checkpoint (4x4 boards,
+// hidden 16): report.json / report.csv fields, adaptive steps, usage errors, solve from args and stdin,
+// and (when `eqr train` is available) a checkpoint trained with configs/ci_tiny.yaml.
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "eqr/config/load.h"
+#include "eqr/io/checkpoint.h"
+#include "eqr/model/eqr_model.h"
+#include "test_support.h"
+
+namespace eqr::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Fixture {
+  fs::path dir, ckpt, csv;
+};
+
+const Fixture& fixture() {
+  static const Fixture f = [] {
+    Fixture x;
+    x.dir = temp_dir("eval_cli");
+    config::RunConfig c;
+    c.arch.hidden_size = 16;
+    c.arch.num_heads = 2;
+    c.arch.expansion = 1.0;
+    c.arch.l_layers = 1;
+    c.arch.h_cycles = 2;
+    c.arch.l_cycles = 1;
+    c.arch.seq_len = 16;
+    c.arch.vocab_size = 6;
+    c.arch.board_height = 4;
+    c.arch.board_width = 4;
+    c.data.box_rows = 2;
+    c.data.box_cols = 2;
+    c.num_threads = 1;
+    torch::manual_seed(4);
+    model::EqrModel m(model::EqrModelOptions(c.arch));
+    io::Checkpoint ck;
+    for (const auto& kv : m->state_dict()) {
+      ck.tensors["model/" + kv.key()] = kv.value().detach().clone();
+      ck.tensors["ema/" + kv.key()] = kv.value().detach().clone();
+    }
+    ck.meta["config"] = config::to_json(c);
+    ck.meta["step"] = 3;
+    x.ckpt = x.dir / "tiny.eqrckpt";
+    io::save_checkpoint(ck, x.ckpt.string());
+    x.csv = x.dir / "tiny.csv";
+    const std::string ans = "1234341221434321";
+    write_file(x.csv, "source,question,answer,rating\n"
+                      "t,1.3.3.1.2.4.4.2.," + ans + ",0\n"
+                      "t,.234.412.143.321," + ans + ",0\n"
+                      "t,12..34..21..43..," + ans + ",1\n"
+                      "t,1234........4321," + ans + ",2\n"
+                      "t,..3.3...2.4...2.," + ans + ",3\n");
+    return x;
+  }();
+  return f;
+}
+
+size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+TEST(EvalCli, FixedSweepWritesReportJsonAndCsv) {
+  const auto& f = fixture();
+  const fs::path out = f.dir / "fixed";
+  const auto r = run_eqr("eval --checkpoint " + f.ckpt.string() + " --csv " + f.csv.string() +
+                         " --depth 3,1 --breadth 2,1 --seed 9 --device cpu --convergence-top-k 2 --out " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("headline: exact_accuracy", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("depth 3, breadth 2"), std::string::npos);
+  EXPECT_NE(r.out.find("seed 9"), std::string::npos);
+  const auto j = nlohmann::json::parse(read_file(out / "report.json"));
+  EXPECT_EQ(j["meta"]["checkpoint_format"], "native");
+  EXPECT_EQ(j["meta"]["weights"], "ema");
+  EXPECT_EQ(j["meta"]["n_puzzles"], 5);
+  EXPECT_EQ(j["meta"]["depths"], nlohmann::json({1, 3}));
+  EXPECT_EQ(j["headline"]["aggregator"], "majority_vote");
+  // b1: mean, majority_vote, most_converged, convergence_top2, q_confidence, any_correct, verified_select;
+  // b2: + pass@1. Two depths.
+  ASSERT_EQ(j["rows"].size(), 2u * (7u + 8u));
+  for (const auto& row : j["rows"]) {
+    for (const char* k : {"exact_accuracy", "n_puzzles", "steps_mean", "steps_p50", "steps_p99", "nfe_per_puzzle",
+                          "block_applications_per_puzzle", "wall_time_s", "puzzles_per_s", "seed"}) {
+      EXPECT_TRUE(row.contains(k)) << k;
+    }
+    EXPECT_EQ(row["steps_mean"].get<double>(), row["depth"].get<double>());
+    EXPECT_DOUBLE_EQ(row["nfe_per_puzzle"].get<double>(), row["depth"].get<double>() * row["breadth"].get<double>());
+    // blocks per step: h_cycles 2 * (l_cycles 1 + 1) * l_layers 1 = 4
+    EXPECT_DOUBLE_EQ(row["block_applications_per_puzzle"].get<double>(), 4 * row["nfe_per_puzzle"].get<double>());
+  }
+  EXPECT_EQ(j["trace"]["residual_mean"].size(), 3u);
+  EXPECT_EQ(j["trace"]["rows"][0], 10);
+  EXPECT_EQ(j["cost"]["trajectory_steps_done"], 5 * 2 * 3);
+  EXPECT_EQ(j["cost"]["trajectory_steps_if_each_point_ran_alone"], 5 * (1 + 3) * (1 + 2));
+  const std::string csv = read_file(out / "report.csv");
+  EXPECT_EQ(lines(csv), 1 + j["rows"].size());
+  EXPECT_EQ(csv.rfind("depth,breadth,aggregator,scheduler,exact_accuracy,cell_accuracy,n_puzzles", 0), 0u);
+  EXPECT_TRUE(fs::exists(out / "trace.csv"));
+  EXPECT_TRUE(fs::exists(out / "config.yaml"));
+}
+
+TEST(EvalCli, AdaptiveSchedulerReportsStepsUsed) {
+  const auto& f = fixture();
+  const fs::path out = f.dir / "adaptive";
+  const auto r = run_eqr("eval --checkpoint " + f.ckpt.string() + " --csv " + f.csv.string() +
+                         " --depth 2,6 --breadth 1 --scheduler adaptive --tol 1e9 --patience 2 --device cpu --out " +
+                         out.string() + " --set arch.noise_scale=0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(read_file(out / "report.json"));
+  EXPECT_EQ(j["meta"]["scheduler"], "adaptive");
+  EXPECT_EQ(j["meta"]["noise_scale"], 0.0);
+  for (const auto& row : j["rows"]) EXPECT_DOUBLE_EQ(row["steps_mean"].get<double>(), 2.0);  // every row stops at 2
+  EXPECT_EQ(j["diagnostics"]["steps_histogram"]["2"], 5);
+}
+
+TEST(EvalCli, UsageAndCheckpointErrors) {
+  const auto& f = fixture();
+  auto r = run_eqr("eval --checkpoint " + f.ckpt.string() + " --csv " + f.csv.string() + " --depth 0 --device cpu");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = run_eqr("eval --checkpoint " + f.ckpt.string() + " --csv " + f.csv.string() + " --depth 1,x --device cpu");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = run_eqr("eval --checkpoint " + f.ckpt.string() + " --csv a.csv --data b --device cpu");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = run_eqr("eval --checkpoint " + (f.dir / "missing.eqrckpt").string() + " --csv " + f.csv.string());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("missing.eqrckpt"), std::string::npos) << r.err;
+  // A 9x9 CSV on a 4x4 model: a data error naming the file.
+  const fs::path big = f.dir / "big.csv";
+  write_file(big, "source,question,answer,rating\nx," + std::string(81, '.') +
+                      ",123456789456789123789123456214365897365897214897214365531642978642978531978531642,0\n");
+  r = run_eqr("eval --checkpoint " + f.ckpt.string() + " --csv " + big.string() + " --device cpu --out " +
+              (f.dir / "big").string());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("big.csv"), std::string::npos) << r.err;
+}
+
+TEST(EvalCli, SolveFromArgumentsAndStdin) {
+  const auto& f = fixture();
+  auto r = run_eqr("solve --checkpoint " + f.ckpt.string() + " .234.412.143.321 --depth 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("valid solution: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("steps used: 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("residual trace: 1:"), std::string::npos) << r.out;
+  r = run_eqr("solve --checkpoint " + f.ckpt.string() + " --depth 2 --breadth 3 < " + f.csv.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("puzzle 5"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("majority of 3 trajectories"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/5 valid"), std::string::npos) << r.out;
+  r = run_eqr("solve --checkpoint " + f.ckpt.string() + " 12x4............");
+  EXPECT_NE(r.exit_code, 0);
+}
+
+TEST(EvalCli, EvaluatesACheckpointTrainedByEqrTrain) {
+  const auto help = run_eqr("train --help");
+  if (help.exit_code != 0) GTEST_SKIP() << "eqr train not available in this build";
+  const fs::path run = temp_dir("eval_train");
+  auto r = run_eqr("train --config " + (source_dir() / "configs" / "ci_tiny.yaml").string() + " --set output_root=" +
+                   run.string() + " --set name=t");
+  if (r.exit_code != 0) GTEST_SKIP() << "eqr train failed (trainer in progress?): " << r.err;
+  fs::path ckpt;
+  for (const auto& e : fs::recursive_directory_iterator(run)) {
+    if (e.path().extension() == ".eqrckpt") ckpt = e.path();
+  }
+  ASSERT_FALSE(ckpt.empty()) << "eqr train wrote no .eqrckpt under " << run;
+  const fs::path out = run / "eval";
+  r = run_eqr("eval --checkpoint " + ckpt.string() + " --depth 1,2 --breadth 1,2 --device cpu --out " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(read_file(out / "report.json"));
+  EXPECT_GT(j["meta"]["n_puzzles"].get<int64_t>(), 0);
+  EXPECT_EQ(j["meta"]["geometry"], "4x4");
+}
+
+}  // namespace
+}  // namespace eqr::test

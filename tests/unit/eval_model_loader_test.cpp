@@ -1,0 +1,126 @@
+// Loading models for evaluation: native checkpoints (EMA vs raw weights, overrides, strict shapes) and the
+// reference Hydra arch mapping.
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "eqr/config/load.h"
+#include "eqr/core/error.h"
+#include "eqr/eval/model_loader.h"
+#include "eqr/io/checkpoint.h"
+#include "test_support.h"
+
+namespace eqr::eval {
+namespace {
+
+config::RunConfig tiny_config() {
+  config::RunConfig c;
+  c.arch.hidden_size = 16;
+  c.arch.num_heads = 2;
+  c.arch.expansion = 1.0;
+  c.arch.l_layers = 1;
+  c.arch.h_cycles = 2;
+  c.arch.l_cycles = 1;
+  c.arch.seq_len = 16;
+  c.arch.vocab_size = 6;
+  c.arch.board_height = 4;
+  c.arch.board_width = 4;
+  c.arch.forward_dtype = "float32";
+  c.data.box_rows = 2;
+  c.data.box_cols = 2;
+  return c;
+}
+
+std::string save_tiny(const std::string& tag, model::EqrModel* out = nullptr) {
+  const auto cfg = tiny_config();
+  torch::manual_seed(1);
+  model::EqrModel m(model::EqrModelOptions(cfg.arch));
+  io::Checkpoint ck;
+  for (const auto& kv : m->state_dict()) {
+    ck.tensors["model/" + kv.key()] = kv.value().detach().clone();
+    ck.tensors["ema/" + kv.key()] = kv.value().detach() * 0.5;
+  }
+  ck.meta["config"] = config::to_json(cfg);
+  ck.meta["step"] = 12;
+  const std::string path = (test::temp_dir(tag) / "tiny.eqrckpt").string();
+  io::save_checkpoint(ck, path);
+  if (out) *out = m;
+  return path;
+}
+
+TEST(EvalModelLoader, NativeCheckpointEmaOrRawWeights) {
+  model::EqrModel ref{nullptr};
+  const std::string path = save_tiny("loader_native", &ref);
+  const auto ema = load_model(path, torch::kCPU, true, {});
+  EXPECT_EQ(ema.format, "native");
+  EXPECT_EQ(ema.weights, "ema");
+  EXPECT_EQ(ema.step, 12);
+  EXPECT_EQ(ema.config.arch.hidden_size, 16);
+  EXPECT_FALSE(ema.model->is_training());
+  const auto raw = load_model(path, torch::kCPU, false, {});
+  EXPECT_EQ(raw.weights, "model");
+  const auto want = ref->state_dict();
+  const auto got_ema = ema.model->state_dict();
+  const auto got_raw = raw.model->state_dict();
+  for (const auto& kv : want) {
+    EXPECT_TRUE(torch::equal(got_raw[kv.key()], kv.value())) << kv.key();
+    EXPECT_TRUE(torch::equal(got_ema[kv.key()], kv.value() * 0.5)) << kv.key();
+  }
+}
+
+TEST(EvalModelLoader, OverridesApplyAndShapesAreStrict) {
+  const std::string path = save_tiny("loader_strict");
+  const auto m = load_model(path, torch::kCPU, true, {"arch.noise_scale=0", "eval.depth=[2,8]"});
+  EXPECT_EQ(m.config.arch.noise_scale, 0.0);
+  EXPECT_EQ(m.config.eval.depth, (std::vector<int64_t>{2, 8}));
+  EXPECT_THROW(load_model(path, torch::kCPU, true, {"arch.hidden_size=32"}), CheckpointError);
+  EXPECT_THROW(load_model(path, torch::kCPU, true, {"arch.nonsense=1"}), ConfigError);
+  EXPECT_THROW(load_model(path + ".missing", torch::kCPU, true, {}), Error);
+}
+
+TEST(EvalModelLoader, ConfigFileSuppliesRunTimeSectionsNotTheArch) {
+  const std::string path = save_tiny("loader_cfg");
+  const auto dir = test::temp_dir("loader_cfg_file");
+  test::write_file(dir / "c.yaml", "arch:\n  hidden_size: 64\neval:\n  breadth: [1, 4]\n");
+  const auto m = load_model(path, torch::kCPU, true, {}, (dir / "c.yaml").string());
+  EXPECT_EQ(m.config.arch.hidden_size, 16);  // trained arch wins
+  EXPECT_EQ(m.config.eval.breadth, (std::vector<int64_t>{1, 4}));
+}
+
+TEST(EvalModelLoader, ReferenceHydraArchMapping) {
+  nlohmann::ordered_json ref = {
+      {"arch",
+       {{"name", "recursive_reasoning.eqr@EqR"}, {"H_cycles", 3}, {"L_cycles", 6}, {"L_layers", 2}, {"H_layers", 0},
+        {"lambda_", 0.9}, {"hidden_size", 512}, {"num_heads", 8}, {"expansion", 4}, {"mlp_t", true},
+        {"pos_encodings", nullptr}, {"noise_scale", 0.02}, {"H_init_std", 0.5}, {"L_init_std", 1.5},
+        {"halt_max_steps", 16}, {"puzzle_emb_ndim", 0}, {"forward_dtype", "bfloat16"}, {"weird_knob", 1},
+        {"loss", {{"name", "losses@ACTLossHead"}}}}},
+      {"lr", 1e-4}};
+  io::TensorMap t;
+  t["embed_tokens.embedding_weight"] = torch::zeros({11, 32});
+  t["L_level.layers.0.mlp_t.gate_up_proj.weight"] = torch::zeros({512, 81});
+  t["L_level.layers.1.mlp.down_proj.weight"] = torch::zeros({32, 256});
+  std::vector<std::string> notes;
+  const auto arch = reference_arch_tree(ref, t, &notes);
+  EXPECT_EQ(arch["h_cycles"], 3);
+  EXPECT_EQ(arch["l_cycles"], 6);
+  EXPECT_EQ(arch["l_layers"], 2);
+  EXPECT_DOUBLE_EQ(arch["lambda"].get<double>(), 0.9);
+  EXPECT_DOUBLE_EQ(arch["h_init_std"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(arch["l_init_std"].get<double>(), 1.5);
+  EXPECT_DOUBLE_EQ(arch["noise_scale"].get<double>(), 0.02);
+  EXPECT_EQ(arch["pos_encodings"], "none");
+  EXPECT_EQ(arch["variant"], "eqr");
+  EXPECT_EQ(arch["hidden_size"], 32);  // the tensors win over the config
+  EXPECT_EQ(arch["vocab_size"], 11);
+  EXPECT_EQ(arch["seq_len"], 81);
+  EXPECT_FALSE(arch.contains("puzzle_emb_ndim"));
+  bool noted = false;
+  for (const auto& n : notes) noted |= n.find("weird_knob") != std::string::npos;
+  EXPECT_TRUE(noted);
+  // The mapped tree is a valid eqr arch.
+  EXPECT_NO_THROW(config::arch_from_json(config::Tree{{"arch", arch}}["arch"]));
+}
+
+}  // namespace
+}  // namespace eqr::eval
