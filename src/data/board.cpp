@@ -126,7 +126,7 @@ std::string pretty_grid(const Grid& values, const Geometry& geom) {
   std::string rule;
   for (int s = 0; s < geom.stacks(); ++s) {
     if (s) rule += "+";
-    rule += std::string(2 * geom.box_cols + 1, '-');
+    rule += std::string(2 * geom.box_cols + (s + 1 < geom.stacks() ? 1 : 0), '-');
   }
   std::string out;
   for (int r = 0; r < n; ++r) {
