@@ -219,11 +219,13 @@ std::string Canonicalizer::canonical(const Grid& puzzle) const {
 
 std::string canonical_form(const Grid& puzzle, const Geometry& geom) { return Canonicalizer(geom).canonical(puzzle); }
 
-std::vector<std::string> canonical_forms(const std::vector<std::string>& grids, const Geometry& geom, int threads) {
+std::vector<std::string> canonical_forms(const std::vector<std::string>& grids, const Geometry& geom, int threads,
+                                         const std::function<void(int64_t done)>& progress) {
   const Canonicalizer canon(geom);
   std::vector<std::string> out(grids.size());
-  parallel_for(static_cast<int64_t>(grids.size()), threads,
-               [&](int64_t i) { out[i] = canon.canonical(parse_grid(grids[i], geom)); });
+  parallel_for(
+      static_cast<int64_t>(grids.size()), threads,
+      [&](int64_t i) { out[i] = canon.canonical(parse_grid(grids[i], geom)); }, progress);
   return out;
 }
 

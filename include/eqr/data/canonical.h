@@ -16,6 +16,7 @@
 // them (16x16) are refused with UsageError.
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -55,8 +56,10 @@ class Canonicalizer {
 /// Canonical grid string of `puzzle` (builds a Canonicalizer; prefer one in loops).
 std::string canonical_form(const Grid& puzzle, const Geometry& geom);
 
-/// Canonical forms of many grid strings, computed on `threads` workers (0 = all cores).
+/// Canonical forms of many grid strings, computed on `threads` workers (0 = all cores); `progress` as in
+/// parallel_for (generator.h).
 std::vector<std::string> canonical_forms(const std::vector<std::string>& grids, const Geometry& geom,
-                                         int threads = 0);
+                                         int threads = 0,
+                                         const std::function<void(int64_t done)>& progress = {});
 
 }  // namespace eqr::data
