@@ -1,0 +1,152 @@
+// Data parallel end to end: `eqr launch -n 2` starts two ranks (this test binary, as workers) that
+// broadcast, all-reduce gradients and take K AdamATan2 steps on a tiny linear model with per-rank halves
+// of a global batch (loss normalised by the GLOBAL batch size, as the reference); their parameters must
+// equal one process with the full batch. Also: launch's environment, output prefixes and exit codes.
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "eqr/train/adam_atan2.h"
+#include "eqr/train/distributed.h"
+#include "eqr/train/lr_schedule.h"
+#include "test_support.h"
+
+namespace eqr::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kGlobalBatch = 8;
+constexpr int kSteps = 5;
+constexpr const char* kOutVar = "EQR_TEST_DIST_OUT";
+
+/// The global batch of step `step` (identical on every rank): x (8, 4), y (8, 3).
+std::pair<torch::Tensor, torch::Tensor> global_batch(int step) {
+  auto gen_seed = 1234 + step;
+  torch::manual_seed(gen_seed);
+  auto x = torch::randn({kGlobalBatch, 4});
+  auto y = torch::randn({kGlobalBatch, 3});
+  return {x, y};
+}
+
+/// Trains `model` on rows [begin, end) of every global batch for kSteps steps; `reduce` runs after
+/// backward (the gradient all-reduce in the data parallel run).
+void train(torch::nn::Linear& model, int64_t begin, int64_t end, const std::function<void()>& reduce) {
+  AdamATan2 opt(model->parameters(), AdamATan2Options(1e-2).betas({0.9, 0.95}).weight_decay(0.1));
+  LrSchedule schedule(1e-2, 2, kSteps, 0.5);
+  for (int s = 1; s <= kSteps; ++s) {
+    auto [x, y] = global_batch(s);
+    opt.zero_grad();
+    auto pred = model->forward(x.slice(0, begin, end));
+    auto row_loss = (pred - y.slice(0, begin, end)).pow(2).sum(-1);
+    (row_loss.sum() / static_cast<double>(kGlobalBatch)).backward();  // GLOBAL batch size
+    reduce();
+    opt.set_lr(schedule(s));
+    opt.step();
+  }
+}
+
+/// The worker: runs only under `eqr launch` (kOutVar set), one process per rank.
+TEST(TrainDistributedWorker, Run) {
+  const char* out = std::getenv(kOutVar);
+  if (out == nullptr) GTEST_SKIP() << "worker of TrainDistributed.TwoRanksEqualOneProcess";
+  const auto env = DistEnv::from_environment();
+  ASSERT_EQ(env.world_size, 2);
+  Distributed dist(env, torch::kCPU, std::chrono::seconds(60));
+  ASSERT_TRUE(dist.active());
+  torch::manual_seed(1000 + env.rank);  // different init per rank: the broadcast must fix it
+  torch::nn::Linear model(4, 3);
+  dist.broadcast_module(*model);
+  const int64_t per_rank = kGlobalBatch / env.world_size;
+  std::vector<torch::Tensor> params = model->parameters();
+  train(model, env.rank * per_rank, (env.rank + 1) * per_rank, [&] { dist.all_reduce_gradients(params); });
+  // Metrics reduce: SUM of (rank + 1), MIN, MAX.
+  auto m = torch::tensor({env.rank + 1.0}, torch::kFloat64);
+  auto mn = m.clone(), mx = m.clone();
+  dist.all_reduce(m, ReduceOp::Sum);
+  dist.all_reduce(mn, ReduceOp::Min);
+  dist.all_reduce(mx, ReduceOp::Max);
+  std::vector<torch::Tensor> save = {model->weight.detach(), model->bias.detach(), m, mn, mx};
+  torch::save(save, (fs::path(out) / ("rank" + std::to_string(env.rank) + ".pt")).string());
+}
+
+std::string self_exe() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+TEST(TrainDistributed, TwoRanksEqualOneProcess) {
+#ifndef EQR_HAVE_GLOO
+  GTEST_SKIP() << "built without gloo (EQR_HAVE_GLOO): no CPU data parallel";
+#else
+  const auto dir = eqr::test::temp_dir("dist");
+  ::setenv(kOutVar, dir.c_str(), 1);
+  const auto r = eqr::test::run_eqr("launch -n 2 --exe '" + self_exe() +
+                                    "' -- --gtest_filter=TrainDistributedWorker.Run --gtest_brief=1");
+  ::unsetenv(kOutVar);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("[rank 1] "), std::string::npos) << r.out;
+
+  // One process, the full batch, rank 0's initial weights.
+  torch::manual_seed(1000);
+  torch::nn::Linear ref(4, 3);
+  train(ref, 0, kGlobalBatch, [] {});
+  for (int rank = 0; rank < 2; ++rank) {
+    std::vector<torch::Tensor> got;
+    torch::load(got, (dir / ("rank" + std::to_string(rank) + ".pt")).string());
+    ASSERT_EQ(got.size(), 5u);
+    EXPECT_TRUE(torch::allclose(got[0], ref->weight.detach(), 1e-5, 1e-6)) << "rank " << rank << "\n"
+                                                                           << got[0] << "\n" << ref->weight;
+    EXPECT_TRUE(torch::allclose(got[1], ref->bias.detach(), 1e-5, 1e-6)) << "rank " << rank;
+    EXPECT_EQ(got[2].item<double>(), 3.0);
+    EXPECT_EQ(got[3].item<double>(), 1.0);
+    EXPECT_EQ(got[4].item<double>(), 2.0);
+  }
+  // The parameters moved (the comparison is not trivially between initial weights).
+  torch::manual_seed(1000);
+  torch::nn::Linear init(4, 3);
+  EXPECT_GT((init->weight - ref->weight).abs().max().item<float>(), 1e-3);
+#endif
+}
+
+TEST(TrainDistributed, LaunchSetsEnvironmentPrefixesAndReturnsWorstCode) {
+  const auto r = eqr::test::run_eqr(
+      "launch -n 3 --exe /bin/sh -- -c "
+      "'echo \"env $RANK $LOCAL_RANK $WORLD_SIZE $MASTER_ADDR $MASTER_PORT\"; echo \"err $RANK\" >&2; "
+      "if [ $RANK = 2 ]; then exit 3; fi; exit 0'");
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("[rank 0] env 0 0 3 127.0.0.1 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[rank 2] env 2 2 3 127.0.0.1 "), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("[rank 1] err 1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("worst exit code"), std::string::npos) << r.err;
+
+  const auto plain = eqr::test::run_eqr("launch -n 2 --no-prefix --exe /bin/sh -- -c 'echo hi $RANK'");
+  EXPECT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_NE(plain.out.find("hi 1"), std::string::npos);
+  EXPECT_EQ(plain.out.find("[rank"), std::string::npos);
+}
+
+TEST(TrainDistributed, LaunchStopsOtherRanksWhenOneFails) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = eqr::test::run_eqr(
+      "launch -n 2 --exe /bin/sh -- -c 'if [ $RANK = 1 ]; then exit 5; fi; exec sleep 60'");
+  const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.exit_code, 5) << r.err;  // the failure's code, not the SIGTERM of the stopped rank
+  EXPECT_LT(secs, 30.0);
+  const auto missing = eqr::test::run_eqr("launch -n 1 --exe /nonexistent/program");
+  EXPECT_EQ(missing.exit_code, 127) << missing.err;
+}
+
+}  // namespace
+}  // namespace eqr::train
