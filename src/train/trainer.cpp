@@ -256,7 +256,7 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
 
   if (primary) {
     if (!options.resume) {
-      EQR_CHECK(!fs::exists(run_dir / "checkpoints"), UsageError, "run directory '", run_dir.string(),
+      EQR_CHECK(!io::latest_checkpoint(run_dir.string()).has_value(), UsageError, "run directory '", run_dir.string(),
                 "' already holds checkpoints; resume it with --resume ", run_dir.string(),
                 " or choose another name (--set name=...)");
     }

@@ -237,6 +237,9 @@ TEST(DataLoader, MultiExamplePuzzlesFillUpToTheBatch) {
   d->puzzle_indices = {0, 3, 6, 9, 12, 15, 18};
   d->group_indices = {0, 1, 2, 3, 4, 5, 6};
   d->validate("multi");
+  // 18 examples cannot fill a batch of 19: the error surfaces from the prefetch thread in next().
+  Loader too_big(d, train_opts(19, 2));
+  EXPECT_THROW(too_big.next(), DataError);
   Loader l(d, train_opts(4));
   EXPECT_EQ(l.batches_per_epoch(), -1);
   const auto b = take(l, 4);

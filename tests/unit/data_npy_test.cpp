@@ -63,33 +63,21 @@ TEST(DataNpy, ReadsVersion2Header) {
   EXPECT_EQ(a.data, (std::vector<int32_t>{3, 1, 4, 1, 5}));
 }
 
+// Loads a numpy-written fixture and writes it back: the bytes must be numpy's.
+template <typename T>
+void expect_rewrite_identical(const fs::path& dir, const std::string& name) {
+  const auto a = load_npy<T>(fixture(name));
+  save_npy((dir / name).string(), a);
+  EXPECT_EQ(test::read_file(dir / name), test::read_file(fixture(name))) << name;
+}
+
 TEST(DataNpy, WritesTheSameBytesAsNumpy) {
   const fs::path dir = test::temp_dir("npy_bytes");
-  {
-    const auto a = load_npy<uint8_t>(fixture("u8_2d.npy"));
-    save_npy((dir / "u8.npy").string(), a);
-    EXPECT_EQ(test::read_file(dir / "u8.npy"), test::read_file(fixture("u8_2d.npy")));
-  }
-  {
-    const auto a = load_npy<int32_t>(fixture("i32_1d.npy"));
-    save_npy((dir / "i32.npy").string(), a);
-    EXPECT_EQ(test::read_file(dir / "i32.npy"), test::read_file(fixture("i32_1d.npy")));
-  }
-  {
-    const auto a = load_npy<int64_t>(fixture("i64_2d.npy"));
-    save_npy((dir / "i64.npy").string(), a);
-    EXPECT_EQ(test::read_file(dir / "i64.npy"), test::read_file(fixture("i64_2d.npy")));
-  }
-  {
-    const auto a = load_npy<int64_t>(fixture("i64_0d.npy"));
-    save_npy((dir / "i64_0d.npy").string(), a);
-    EXPECT_EQ(test::read_file(dir / "i64_0d.npy"), test::read_file(fixture("i64_0d.npy")));
-  }
-  {
-    const auto a = load_npy<int32_t>(fixture("i32_empty.npy"));
-    save_npy((dir / "empty.npy").string(), a);
-    EXPECT_EQ(test::read_file(dir / "empty.npy"), test::read_file(fixture("i32_empty.npy")));
-  }
+  expect_rewrite_identical<uint8_t>(dir, "u8_2d.npy");
+  expect_rewrite_identical<int32_t>(dir, "i32_1d.npy");
+  expect_rewrite_identical<int64_t>(dir, "i64_2d.npy");
+  expect_rewrite_identical<int64_t>(dir, "i64_0d.npy");
+  expect_rewrite_identical<int32_t>(dir, "i32_empty.npy");
 }
 
 TEST(DataNpy, RoundTripsLargeArray) {

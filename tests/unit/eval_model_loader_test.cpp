@@ -122,5 +122,22 @@ TEST(EvalModelLoader, ReferenceHydraArchMapping) {
   EXPECT_NO_THROW(config::arch_from_json(config::Tree{{"arch", arch}}["arch"]));
 }
 
+TEST(EvalModelLoader, ReferencePthGoesThroughTheKeyTableAndStrictShapes) {
+  // The io fixture is shaped like a reference checkpoint (prefixed keys, Hydra config with H_cycles etc.,
+  // EMA shadow) but with tiny made-up widths (channel MLP 8, token MLP 4) that no eqr arch produces
+  // (the SwiGLU rule rounds to 256): loading must fail on shapes, naming the parameter and the arch
+  // derived from the reference config and tensors.
+  const auto path = test::source_dir() / "tests" / "fixtures" / "reference_ckpt" / "reference_small.pth";
+  try {
+    load_model(path.string(), torch::kCPU, true, {});
+    ADD_FAILURE() << "expected a CheckpointError";
+  } catch (const CheckpointError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("gate_up_proj"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("hidden_size 4"), std::string::npos) << msg;  // from embed_tokens (V=5, D=4)
+    EXPECT_NE(msg.find("seq_len 3"), std::string::npos) << msg;      // from the token-MLP weight
+  }
+}
+
 }  // namespace
 }  // namespace eqr::eval

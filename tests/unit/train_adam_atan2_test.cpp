@@ -53,6 +53,7 @@ TEST(TrainAdamATan2, MatchesHandIterationInDouble) {
   ASSERT_TRUE(st.has_value());
   EXPECT_EQ(st->step.item<float>(), static_cast<float>(grads.size()));
   EXPECT_EQ(st->step.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(st->step.device().is_cpu());
   EXPECT_NEAR(st->exp_avg.item<double>(), h0.m, 1e-15);
   EXPECT_NEAR(st->exp_avg_sq.item<double>(), h0.v, 1e-15);
 }

@@ -119,7 +119,7 @@ BuiltDataset build_from_rows(const std::vector<SudokuRow>& train_rows, const std
                              const BuildOptions& opts, const SourceInfo& train_source = {},
                              const SourceInfo& test_source = {});
 /// Builds both splits from two Sudoku-Extreme CSV files (one pass over each; the train file is kept as
-/// offsets into its text, so a 3.8M-row train.csv needs ~the file size plus 24 bytes per row).
+/// offsets into its text, so a 3.8M-row train.csv needs ~the file size plus 28 bytes per row).
 BuiltDataset build_from_csv(const std::string& train_csv, const std::string& test_csv, const BuildOptions& opts);
 
 /// Writes a build to `out_dir` (train/, test/, identifiers.json, manifest.json). Existing files of the

@@ -7,7 +7,7 @@
 //   v <- v + (1 - b2) * (g*g - v)
 //   p <- p - (lr / (1 - b1^t)) * atan2(m, sqrt(v) / sqrt(1 - b2^t))
 // No epsilon. Parameters whose grad is undefined are skipped (no decay, no state), as the reference.
-// Shapes: every state tensor has its parameter's shape; `step` is a 0-dim float32 tensor.
+// Shapes: every state tensor has its parameter's shape; `step` is a 0-dim float32 tensor on the CPU.
 
 #include <cstdint>
 #include <map>
@@ -41,7 +41,8 @@ struct AdamATan2Options : public torch::optim::OptimizerCloneableOptions<AdamATa
   void set_lr(const double lr) override { this->lr(lr); }
 };
 
-/// Per-parameter state: step (0-dim float32), exp_avg and exp_avg_sq (the parameter's shape and dtype).
+/// Per-parameter state: step (0-dim float32, on the CPU), exp_avg and exp_avg_sq (the parameter's
+/// shape, dtype and device).
 struct AdamATan2ParamState : public torch::optim::OptimizerCloneableParamState<AdamATan2ParamState> {
   TORCH_ARG(torch::Tensor, step);
   TORCH_ARG(torch::Tensor, exp_avg);
@@ -74,7 +75,7 @@ class AdamATan2 : public torch::optim::Optimizer {
 
   /// State tensors of one parameter.
   struct StateTensors {
-    torch::Tensor step;        ///< 0-dim float32
+    torch::Tensor step;        ///< 0-dim float32 (CPU)
     torch::Tensor exp_avg;     ///< parameter's shape
     torch::Tensor exp_avg_sq;  ///< parameter's shape
   };

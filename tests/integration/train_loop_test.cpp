@@ -1,0 +1,151 @@
+// The training loop end to end on configs/ci_tiny.yaml: run directory contents, metrics, checkpoints,
+// resume equality (CPU), and the CLI's handling of an existing run.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "eqr/config/load.h"
+#include "eqr/core/error.h"
+#include "eqr/io/checkpoint.h"
+#include "eqr/train/trainer.h"
+#include "test_support.h"
+
+namespace eqr::train {
+namespace {
+
+namespace fs = std::filesystem;
+using eqr::test::source_dir;
+using eqr::test::temp_dir;
+
+config::RunConfig tiny(const fs::path& root, std::vector<std::string> extra = {}) {
+  extra.push_back("output_root=" + root.string());
+  extra.push_back("data.data_path=" + (root / "data").string());
+  return config::load((source_dir() / "configs/ci_tiny.yaml").string(), extra);
+}
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(p);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+/// train/lm_loss by step, from metrics.jsonl.
+std::map<int64_t, double> losses(const fs::path& run) {
+  std::map<int64_t, double> m;
+  for (const auto& j : read_jsonl(run / "metrics.jsonl")) {
+    if (j.contains("train/lm_loss")) m[j["step"].get<int64_t>()] = j["train/lm_loss"].get<double>();
+  }
+  return m;
+}
+
+TEST(TrainLoop, TinyRunWritesRunDirectory) {
+  const auto root = temp_dir("train");
+  const auto cfg = tiny(root);
+  TrainerOptions opts;
+  opts.progress = false;
+  const auto r = run_training(cfg, opts);
+  EXPECT_EQ(r.total_steps, 6);
+  EXPECT_EQ(r.steps_done, 6);
+  EXPECT_FALSE(r.interrupted);
+  const fs::path run = root / "ci_tiny";
+  EXPECT_TRUE(fs::exists(run / "config.yaml"));
+  EXPECT_TRUE(fs::exists(run / "env.json"));
+  EXPECT_TRUE(fs::exists(run / "eval" / "step_6.json"));
+  // The resolved config reloads to the same struct.
+  EXPECT_TRUE(config::load((run / "config.yaml").string()) == cfg);
+  const auto lines = read_jsonl(run / "metrics.jsonl");
+  int train_lines = 0, eval_lines = 0;
+  for (const auto& j : lines) {
+    if (j.contains("train/lm_loss")) {
+      ++train_lines;
+      for (const char* k : {"train/lr", "train/exact_accuracy", "train/cell_accuracy", "train/q_halt_accuracy",
+                            "train/steps", "train/steps_per_s", "train/rows_per_s", "train/halted_fraction"}) {
+        EXPECT_TRUE(j.contains(k)) << k;
+      }
+      EXPECT_GT(j["train/lm_loss"].get<double>(), 0.0);
+    }
+    if (j.contains("eval/ema/exact_accuracy")) {
+      ++eval_lines;
+      EXPECT_TRUE(j.contains("eval/raw/exact_accuracy"));
+      EXPECT_EQ(j["eval/depth"].get<int>(), 4);
+      EXPECT_EQ(j["eval/n_puzzles"].get<int>(), 16);
+    }
+  }
+  EXPECT_EQ(train_lines, 6);  // log_interval_steps 1
+  EXPECT_EQ(eval_lines, 2);   // step 3 (interval) and the end
+  // Warm-up: lr at step 1 = base * 1/2.
+  EXPECT_DOUBLE_EQ(lines.front()["train/lr"].get<double>(), 0.5e-3);
+  const auto latest = io::latest_checkpoint(run.string());
+  ASSERT_TRUE(latest.has_value());
+  const auto ck = io::load_checkpoint(*latest);
+  EXPECT_EQ(ck.meta["step"].get<int64_t>(), 6);
+  EXPECT_TRUE(ck.tensors.count("model/lm_head.weight"));
+  EXPECT_TRUE(ck.tensors.count("ema/lm_head.weight"));
+  EXPECT_TRUE(ck.tensors.count("carry/z_h"));
+  EXPECT_TRUE(ck.tensors.count("rng/train"));
+  // EMA differs from the raw weights after training.
+  EXPECT_FALSE(ck.tensors.at("model/lm_head.weight").equal(ck.tensors.at("ema/lm_head.weight")));
+}
+
+TEST(TrainLoop, ResumedRunReproducesUninterruptedLosses) {
+  const auto root_a = temp_dir("train_a"), root_b = temp_dir("train_b");
+  TrainerOptions opts;
+  opts.progress = false;
+  run_training(tiny(root_a), opts);
+
+  const auto cfg_b = tiny(root_b);
+  TrainerOptions first = opts;
+  first.stop_after_steps = 2;  // stop mid-run (not on a checkpoint interval)
+  const auto r1 = run_training(cfg_b, first);
+  EXPECT_EQ(r1.steps_done, 2);
+  TrainerOptions resume = opts;
+  resume.resume = true;
+  resume.run_dir = (root_b / "ci_tiny").string();
+  const auto r2 = run_training(cfg_b, resume);
+  EXPECT_EQ(r2.steps_done, 6);
+
+  const auto a = losses(root_a / "ci_tiny"), b = losses(root_b / "ci_tiny");
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  for (const auto& [step, loss] : a) EXPECT_DOUBLE_EQ(b.at(step), loss) << "step " << step;
+  // And the final weights are bit-identical.
+  const auto ca = io::load_checkpoint(*io::latest_checkpoint((root_a / "ci_tiny").string()));
+  const auto cb = io::load_checkpoint(*io::latest_checkpoint((root_b / "ci_tiny").string()));
+  for (const auto& [k, v] : ca.tensors) {
+    if (k.rfind("model/", 0) == 0) EXPECT_TRUE(v.equal(cb.tensors.at(k))) << k;
+  }
+}
+
+TEST(TrainLoop, ExistingRunIsNotOverwritten) {
+  const auto root = temp_dir("train");
+  TrainerOptions opts;
+  opts.progress = false;
+  opts.stop_after_steps = 1;
+  run_training(tiny(root), opts);
+  EXPECT_THROW(run_training(tiny(root), opts), UsageError);
+  // The CLI says so with exit code 2 and points at --resume.
+  const auto r = eqr::test::run_eqr("train --no-progress --config '" + (source_dir() / "configs/ci_tiny.yaml").string() +
+                                    "' --set output_root=" + root.string() + " --set data.data_path=" +
+                                    (root / "data").string());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--resume"), std::string::npos) << r.err;
+}
+
+TEST(TrainLoop, BatchLargerThanDataIsAClearError) {
+  const auto root = temp_dir("train");
+  TrainerOptions opts;
+  opts.progress = false;
+  EXPECT_THROW(run_training(tiny(root, {"train.global_batch_size=4096"}), opts), DataError);
+}
+
+}  // namespace
+}  // namespace eqr::train
