@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <numeric>
@@ -60,8 +61,9 @@ void synchronize(const c10::Device& device) {
 }
 
 struct Timing {
-  double mean_ms = 0;
+  double mean_ms = 0;  ///< wall clock
   double min_ms = 0;
+  double cpu_ms = 0;  ///< process CPU time (all threads) per step: robust to other load on the machine
 };
 
 template <class Fn>
@@ -69,6 +71,7 @@ Timing time_it(int warmup, int iters, const c10::Device& device, Fn fn) {
   for (int i = 0; i < warmup; ++i) fn();
   synchronize(device);
   std::vector<double> ms;
+  const std::clock_t c0 = std::clock();
   for (int i = 0; i < iters; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     fn();
@@ -76,6 +79,7 @@ Timing time_it(int warmup, int iters, const c10::Device& device, Fn fn) {
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   Timing t;
+  t.cpu_ms = 1000.0 * static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC / static_cast<double>(iters);
   t.mean_ms = std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(ms.size());
   t.min_ms = *std::min_element(ms.begin(), ms.end());
   return t;
@@ -220,9 +224,10 @@ void register_bench_model(CLI::App& app) {
     std::printf("device %s, forward dtype %s, threads %d, batch %lld, %lld params, %lld blocks/step, git %s\n",
                 device.str().c_str(), c10::toString(dtype), torch::get_num_threads(), static_cast<long long>(a->batch),
                 static_cast<long long>(m->num_parameters()), static_cast<long long>(blocks), git_sha().c_str());
-    std::printf("%-22s %12s %12s %16s %14s\n", "mode", "ms/step", "min ms", "rows*steps/s", "ms/block");
+    std::printf("%-20s %11s %11s %13s %14s %11s\n", "mode", "ms/step", "min ms", "cpu ms/step", "rows*steps/s",
+                "ms/block");
     const auto row = [&](const char* name, const Timing& t) {
-      std::printf("%-22s %12.1f %12.1f %16.2f %14.3f\n", name, t.mean_ms, t.min_ms,
+      std::printf("%-20s %11.1f %11.1f %13.1f %14.2f %11.3f\n", name, t.mean_ms, t.min_ms, t.cpu_ms,
                   1000.0 * static_cast<double>(a->batch) / t.mean_ms, t.mean_ms / static_cast<double>(blocks));
     };
     row("forward+backward", train);
@@ -240,8 +245,10 @@ void register_bench_model(CLI::App& app) {
                         {"blocks_per_step", blocks},
                         {"train_ms_per_step", train.mean_ms},
                         {"train_min_ms", train.min_ms},
+                        {"train_cpu_ms_per_step", train.cpu_ms},
                         {"eval_ms_per_step", eval.mean_ms},
                         {"eval_min_ms", eval.min_ms},
+                        {"eval_cpu_ms_per_step", eval.cpu_ms},
                         {"train_rows_steps_per_s", 1000.0 * static_cast<double>(a->batch) / train.mean_ms},
                         {"eval_rows_steps_per_s", 1000.0 * static_cast<double>(a->batch) / eval.mean_ms},
                         {"peak_rss_mib", rss},
