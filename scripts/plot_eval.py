@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Plots of an `eqr eval` report, written as PNG files next to it.
 
     scripts/plot_eval.py REPORT_DIR_OR_JSON [--aggregator majority_vote] [--out DIR]

@@ -7,7 +7,7 @@
 # DATA: a Sudoku CSV (*.csv) or a built dataset directory; omitted = the checkpoint config's data section.
 # Environment (defaults in brackets):
 #   DEPTHS [16,32,64,128,256]  BREADTHS [1,4,16]  SCHEDULER [fixed]  SEED [0]  MAX_PUZZLES [0 = all]
-#   OUT [eval_out/sweep_<ckpt name>]  EQR [build/eqr, else eqr on PATH]  DEVICE [auto]  PYTHON [python3]
+#   OUT [eval_out/sweep_<ckpt name>]  EQR [build/eqr, else eqr on PATH]  DEVICE [auto]  PYTHON [/usr/bin/python3: Debian python3-matplotlib]
 # Example: DEPTHS=16,64,256 BREADTHS=1,8 MAX_PUZZLES=1000 \
 #            scripts/sweep_depth_breadth.sh runs/q/checkpoints/step_5000.eqrckpt ../shared/data/external/tdoku_magictour_top1465/magictour_top1465.csv
 set -euo pipefail
@@ -37,5 +37,6 @@ OUT=${OUT:-eval_out/sweep_${NAME}}
   --device "${DEVICE:-auto}" --out "$OUT" "$@"
 
 AGG=majority_vote
-"${PYTHON:-python3}" "$HERE/plot_eval.py" "$OUT" --aggregator "$AGG"
+PY=${PYTHON:-/usr/bin/python3}; [[ -x "$PY" ]] || PY=python3
+"$PY" "$HERE/plot_eval.py" "$OUT" --aggregator "$AGG"
 echo "sweep: $OUT/report.json, $OUT/report.csv and PNGs in $OUT"

@@ -100,7 +100,11 @@ config::Tree reference_arch_tree(const nlohmann::ordered_json& reference_config,
 
 LoadedModel load_model(const std::string& checkpoint, const c10::Device& device, bool use_ema,
                        const std::vector<std::string>& overrides, const std::string& config_path) {
-  io::Checkpoint ck = io::load_any_checkpoint(checkpoint, device);
+  return load_model(io::load_any_checkpoint(checkpoint, device), checkpoint, device, use_ema, overrides, config_path);
+}
+
+LoadedModel load_model(io::Checkpoint ck, const std::string& checkpoint, const c10::Device& device, bool use_ema,
+                       const std::vector<std::string>& overrides, const std::string& config_path) {
   LoadedModel out;
   out.checkpoint = checkpoint;
   const bool reference = ck.meta.contains("source") && ck.meta["source"] == "reference";
@@ -130,6 +134,20 @@ LoadedModel load_model(const std::string& checkpoint, const c10::Device& device,
     config::Tree arch = reference_arch_tree(ref_cfg, model_tensors.empty() ? ema_tensors : model_tensors, &out.notes);
     if (!tree.contains("arch") || !tree["arch"].is_object()) tree["arch"] = config::Tree::object();
     config::merge_into(tree["arch"], arch);
+    // The board the reference trained on (its dataset's, not in the arch config): the standard box shape
+    // of seq_len, unless --config says otherwise.
+    const bool file_has_box = tree.contains("data") && tree["data"].is_object() && tree["data"].contains("box_rows");
+    if (!file_has_box && arch.contains("seq_len") && arch["seq_len"].is_number_integer()) {
+      const int64_t s = arch["seq_len"].get<int64_t>();
+      const std::map<int64_t, std::pair<int, int>> boxes = {{16, {2, 2}}, {36, {2, 3}}, {81, {3, 3}}, {256, {4, 4}}};
+      if (auto b = boxes.find(s); b != boxes.end()) {
+        if (!tree.contains("data") || !tree["data"].is_object()) tree["data"] = config::Tree::object();
+        tree["data"]["box_rows"] = b->second.first;
+        tree["data"]["box_cols"] = b->second.second;
+      } else {
+        out.notes.push_back("seq_len " + std::to_string(s) + " is no standard Sudoku board; data.box_* kept");
+      }
+    }
   }
   for (const auto& o : overrides) config::apply_override(tree, o);
   out.config = config::from_json(tree);

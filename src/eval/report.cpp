@@ -217,6 +217,12 @@ std::string num(double v) {
   return os.str();
 }
 
+std::string fixed4(double v) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(4) << v;
+  return os.str();
+}
+
 }  // namespace
 
 nlohmann::ordered_json report_json(const EvalReport& report) {
@@ -287,7 +293,7 @@ std::string summary_table(const EvalReport& report) {
   for (const auto& r : report.rows) {
     os << std::left << std::setw(7) << r.depth << std::setw(8) << r.breadth << std::setw(18) << r.aggregator
        << std::right << std::fixed << std::setprecision(4) << std::setw(8) << r.exact_accuracy << std::setw(8)
-       << (r.cell_accuracy ? num(std::round(*r.cell_accuracy * 1e4) / 1e4) : std::string("-")) << std::setprecision(1)
+       << (r.cell_accuracy ? fixed4(*r.cell_accuracy) : std::string("-")) << std::setprecision(1)
        << std::setw(10) << r.steps_mean << std::setw(12) << r.nfe_per_puzzle << std::setw(11) << r.puzzles_per_s
        << '\n';
   }

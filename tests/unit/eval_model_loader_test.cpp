@@ -122,21 +122,75 @@ TEST(EvalModelLoader, ReferenceHydraArchMapping) {
   EXPECT_NO_THROW(config::arch_from_json(config::Tree{{"arch", arch}}["arch"]));
 }
 
-TEST(EvalModelLoader, ReferencePthGoesThroughTheKeyTableAndStrictShapes) {
-  // The io fixture is shaped like a reference checkpoint (prefixed keys, Hydra config with H_cycles etc.,
-  // EMA shadow) but with tiny made-up widths (channel MLP 8, token MLP 4) that no eqr arch produces
-  // (the SwiGLU rule rounds to 256): loading must fail on shapes, naming the parameter and the arch
-  // derived from the reference config and tensors.
+TEST(EvalModelLoader, ReferencePthFixtureIsReadAndMappedFromItsHydraConfig) {
+  // The io fixture is a real torch.save zip shaped like a reference checkpoint (prefixed keys, Hydra config,
+  // EMA shadow) with made-up tiny widths (V 5, D 4, S 3) that are no Sudoku board: the import must get as
+  // far as the config built from the Hydra tree and the tensors, and reject it naming those values.
   const auto path = test::source_dir() / "tests" / "fixtures" / "reference_ckpt" / "reference_small.pth";
   try {
     load_model(path.string(), torch::kCPU, true, {});
+    ADD_FAILURE() << "expected an error";
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'arch.seq_len' = 3"), std::string::npos) << msg;      // from the token-MLP weight
+    EXPECT_NE(msg.find("'arch.vocab_size' = 5"), std::string::npos) << msg;   // from embed_tokens (V, D)
+  }
+}
+
+/// A reference import in memory (what io::to_native makes of a .pth): model/ and ema/ tensors of a tiny
+/// model under reference names, meta.source "reference" and a Hydra config tree.
+io::Checkpoint reference_like(model::EqrModel* out) {
+  config::ArchConfig a = tiny_config().arch;
+  torch::manual_seed(5);
+  model::EqrModel m(model::EqrModelOptions(a));
+  io::Checkpoint ck;
+  for (const auto& kv : m->state_dict()) {
+    ck.tensors["model/" + kv.key()] = kv.value().detach().clone();
+    ck.tensors["ema/" + kv.key()] = kv.value().detach() * 2.0;
+  }
+  ck.meta["source"] = "reference";
+  ck.meta["step"] = 5000;
+  ck.meta["reference_config"] = {
+      {"arch",
+       {{"name", "recursive_reasoning.eqr@EqR"}, {"H_cycles", 2}, {"L_cycles", 1}, {"L_layers", 1},
+        {"hidden_size", 16}, {"num_heads", 2}, {"expansion", 1.0}, {"mlp_t", true}, {"pos_encodings", nullptr},
+        {"lambda_", 0.95}, {"noise_scale", 0.01}, {"forward_dtype", "float32"}, {"board_height", 4},
+        {"board_width", 4}}},
+      {"global_batch_size", 768}};
+  if (out) *out = m;
+  return ck;
+}
+
+TEST(EvalModelLoader, ReferenceImportBuildsTheArchAndLoadsEma) {
+  model::EqrModel ref{nullptr};
+  const auto m = load_model(reference_like(&ref), "ref.pth", torch::kCPU, true, {});
+  EXPECT_EQ(m.format, "reference");
+  EXPECT_EQ(m.weights, "ema");
+  EXPECT_EQ(m.step, 5000);
+  EXPECT_EQ(m.config.arch.h_cycles, 2);
+  EXPECT_EQ(m.config.arch.seq_len, 16);
+  EXPECT_EQ(m.config.arch.vocab_size, 6);
+  EXPECT_EQ(m.config.data.box_rows, 2);  // board from seq_len 16
+  EXPECT_EQ(m.config.data.box_cols, 2);
+  for (const auto& kv : ref->state_dict()) {
+    EXPECT_TRUE(torch::equal(m.model->state_dict()[kv.key()], kv.value() * 2.0)) << kv.key();
+  }
+  const auto raw = load_model(reference_like(nullptr), "ref.pth", torch::kCPU, false, {});
+  EXPECT_EQ(raw.weights, "model");
+}
+
+TEST(EvalModelLoader, ReferenceImportChecksShapesStrictly) {
+  io::Checkpoint ck = reference_like(nullptr);
+  ck.tensors["model/lm_head.weight"] = torch::zeros({6, 8});
+  ck.tensors.erase("ema/lm_head.weight");
+  try {
+    load_model(ck, "ref.pth", torch::kCPU, false, {});
     ADD_FAILURE() << "expected a CheckpointError";
   } catch (const CheckpointError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("gate_up_proj"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("hidden_size 4"), std::string::npos) << msg;  // from embed_tokens (V=5, D=4)
-    EXPECT_NE(msg.find("seq_len 3"), std::string::npos) << msg;      // from the token-MLP weight
+    EXPECT_NE(std::string(e.what()).find("lm_head.weight"), std::string::npos) << e.what();
   }
+  // A missing parameter (EMA without lm_head) is an error too: strict.
+  EXPECT_THROW(load_model(ck, "ref.pth", torch::kCPU, true, {}), CheckpointError);
 }
 
 }  // namespace

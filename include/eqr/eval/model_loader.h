@@ -6,7 +6,8 @@
 //     `_orig_mod.` / `model.inner.` stripped, io/reference_checkpoint.h); the architecture from the
 //     checkpoint's Hydra config tree (arch.H_cycles -> h_cycles, ..., reference_arch_tree()), with
 //     hidden_size, vocab_size and seq_len taken from the tensor shapes, or from `--config` when the file
-//     has no config.
+//     has no config. data.box_rows/box_cols follow the board (seq_len 16/36/81/256 -> 2x2/2x3/3x3/4x4)
+//     unless --config sets them.
 // Shapes are checked strictly: a missing, unexpected or mis-shaped parameter is a CheckpointError.
 // A log line says which weights (EMA or raw) were loaded.
 
@@ -40,6 +41,11 @@ struct LoadedModel {
 /// reference checkpoint without a config tree it supplies the arch). `overrides`: `--set a.b=c` edits
 /// applied last (e.g. "arch.noise_scale=0", "eval.depth=[16,64]"). Throws CheckpointError / ConfigError.
 LoadedModel load_model(const std::string& checkpoint, const c10::Device& device, bool use_ema,
+                       const std::vector<std::string>& overrides, const std::string& config_path = "");
+
+/// The same from a checkpoint already in memory (`name` is used in messages): what load_model does after
+/// io::load_any_checkpoint. A reference import is recognised by meta.source == "reference" (io::to_native).
+LoadedModel load_model(io::Checkpoint checkpoint, const std::string& name, const c10::Device& device, bool use_ema,
                        const std::vector<std::string>& overrides, const std::string& config_path = "");
 
 /// An eqr arch tree (config::to_json(ArchConfig) keys) from a reference Hydra config (the whole
