@@ -142,7 +142,7 @@ TEST(EvalModelLoader, ReferencePthFixtureIsReadAndMappedFromItsHydraConfig) {
 io::Checkpoint reference_like(model::EqrModel* out) {
   config::ArchConfig a = tiny_config().arch;
   torch::manual_seed(5);
-  model::EqrModel m(model::EqrModelOptions(a));
+  model::EqrModel m{model::EqrModelOptions(a)};
   io::Checkpoint ck;
   for (const auto& kv : m->state_dict()) {
     ck.tensors["model/" + kv.key()] = kv.value().detach().clone();
