@@ -3,10 +3,11 @@
 if(EQR_USE_CCACHE)
   find_program(EQR_CCACHE ccache)
   if(EQR_CCACHE)
-    # PCH-friendly ccache: the precompiled header is compared by content, not by timestamp.
+    # PCH-friendly ccache. Header mtimes are NOT made sloppy: a header edited during a compile must not
+    # leave a cached object that claims the new content (seen as a crashing binary in a shared cache).
     set(CMAKE_CXX_COMPILER_LAUNCHER
         ${CMAKE_COMMAND} -E env
-        "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+        "CCACHE_SLOPPINESS=pch_defines,time_macros"
         ${EQR_CCACHE})
     message(STATUS "eqr: compiling through ccache (${EQR_CCACHE})")
   endif()

@@ -70,10 +70,11 @@ def plot_accuracy_vs_depth(rep, aggregator, out):
 
 def plot_accuracy_vs_nfe(rep, aggregator, out):
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for b, pts in sorted(series(rep["rows"], aggregator).items()):
-        ax.plot([p[2] for p in pts], [100 * p[1] for p in pts], marker="o", label=f"breadth {b}")
-        for d, acc, nfe in pts:
-            ax.annotate(f"D{d}", (nfe, 100 * acc), fontsize=7, textcoords="offset points", xytext=(3, 3))
+    for i, (b, pts) in enumerate(sorted(series(rep["rows"], aggregator).items())):
+        (line,) = ax.plot([p[2] for p in pts], [100 * p[1] for p in pts], marker="o", label=f"breadth {b}")
+        for d, acc, nfe in pts:  # depth labels in the line's colour, staggered so breadths do not collide
+            ax.annotate(f"D{d}", (nfe, 100 * acc), fontsize=7, color=line.get_color(), textcoords="offset points",
+                        xytext=(3, 4 + 9 * i))
     ax.set_xscale("log")
     ax.set_xlabel("NFE per puzzle (supervision steps x trajectories, log scale)")
     ax.set_ylabel("exact accuracy (%)")
@@ -123,6 +124,7 @@ def plot_steps(rep, out):
     if xs:
         width = max(1.0, (xs[-1] - xs[0] + 1) / 60.0)
         ax.bar(xs, [h[str(x)] for x in xs], width=width, color="tab:purple")
+        ax.set_xlim(0, xs[-1] + max(1.0, 0.03 * xs[-1]))  # start at 0 so a fixed-depth run reads as one bar at D
     ax.set_xlabel("supervision steps taken per trajectory")
     ax.set_ylabel("trajectories")
     ax.grid(True, alpha=0.3, axis="y")

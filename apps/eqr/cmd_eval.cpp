@@ -84,7 +84,7 @@ void run_eval(const EvalArgs& a) {
     loaded = eval::load_model(a.checkpoint, device, false, overrides, a.config.path);
   }
   const config::RunConfig& cfg = loaded.config;
-  if (cfg.num_threads > 0) set_num_threads(cfg.num_threads);
+  set_num_threads(cfg.num_threads);
 
   const infer::PuzzleSet puzzles = eval::load_test_puzzles(cfg, a.csv, a.data_dir, a.max_puzzles);
   const eval::EvalSpec spec = eval::eval_spec(cfg);
@@ -123,7 +123,7 @@ void run_eval(const EvalArgs& a) {
 void register_eval(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
   auto* cmd = app.add_subcommand("eval", "Evaluate a checkpoint over a depth x breadth grid (one run serves the grid)");
-  cmd->add_option("--checkpoint", args->checkpoint, "Checkpoint: eqr .eqrckpt or reference .pth")->required();
+  cmd->add_option("--checkpoint", args->checkpoint, "Checkpoint: eqr .eqrckpt, a run directory (its latest checkpoint) or reference .pth")->required();
   add_config_options(cmd, args->config, false);
   cmd->add_option("--data", args->data_dir, "Built dataset directory (its test split)");
   cmd->add_option("--csv", args->csv, "Sudoku CSV (source,question,answer,rating)");

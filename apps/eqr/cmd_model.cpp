@@ -171,7 +171,7 @@ void register_bench_model(CLI::App& app) {
     const auto run = config::load(a->config.path, a->config.overrides);
     const auto device = resolve_device(a->device.empty() ? run.device : a->device);
     const int64_t threads = a->threads >= 0 ? a->threads : run.num_threads;
-    if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
+    set_num_threads(threads);
     const auto& arch = run.arch;
 
     seed_torch(a->seed);

@@ -139,7 +139,7 @@ void run_solve(const SolveArgs& a) {
 void register_solve(CLI::App& app) {
   auto args = std::make_shared<SolveArgs>();
   auto* cmd = app.add_subcommand("solve", "Solve puzzles (arguments or stdin: grid strings or CSV rows)");
-  cmd->add_option("--checkpoint", args->checkpoint, "Checkpoint: eqr .eqrckpt or reference .pth")->required();
+  cmd->add_option("--checkpoint", args->checkpoint, "Checkpoint: eqr .eqrckpt, a run directory (its latest checkpoint) or reference .pth")->required();
   add_config_options(cmd, args->config, false);
   cmd->add_option("puzzles", args->puzzles, "Grid strings ('.' or '0' = blank); none = read stdin");
   cmd->add_option("--depth", args->depth, "Supervision steps (cap for adaptive)")->capture_default_str();

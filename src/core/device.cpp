@@ -2,15 +2,32 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
 #include "eqr/core/error.h"
 
 namespace eqr {
 
 int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
 
-void set_num_threads(int64_t n) {
-  EQR_CHECK(n >= 0, UsageError, "num_threads = ", n, ": expected 0 (LibTorch default) or a positive count");
-  if (n > 0) at::set_num_threads(static_cast<int>(n));
+int64_t auto_num_threads() {
+  const int64_t cores = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  int64_t local_ranks = 1;  // processes sharing this machine (eqr launch / torchrun set LOCAL_WORLD_SIZE)
+  if (const char* env = std::getenv("LOCAL_WORLD_SIZE")) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0) local_ranks = v;
+  }
+  return std::max<int64_t>(1, cores / local_ranks);
+}
+
+int64_t set_num_threads(int64_t n) {
+  EQR_CHECK(n >= 0, UsageError, "num_threads = ", n, ": expected 0 (all cores) or a positive count");
+  const int64_t threads = n > 0 ? n : auto_num_threads();
+  at::set_num_threads(static_cast<int>(threads));
+  return threads;
 }
 
 c10::Device resolve_device(const std::string& name) {

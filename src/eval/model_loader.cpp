@@ -2,6 +2,7 @@
 
 #include "eqr/eval/model_loader.h"
 
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <set>
@@ -100,7 +101,14 @@ config::Tree reference_arch_tree(const nlohmann::ordered_json& reference_config,
 
 LoadedModel load_model(const std::string& checkpoint, const c10::Device& device, bool use_ema,
                        const std::vector<std::string>& overrides, const std::string& config_path) {
-  return load_model(io::load_any_checkpoint(checkpoint, device), checkpoint, device, use_ema, overrides, config_path);
+  std::string path = checkpoint;
+  if (std::filesystem::is_directory(path)) {  // a run directory: its newest checkpoint
+    const auto latest = io::latest_checkpoint(path);
+    EQR_CHECK(latest.has_value(), CheckpointError, checkpoint,
+              " is a directory without checkpoints; expected a checkpoint file or a run directory (runs/<name>)");
+    path = *latest;
+  }
+  return load_model(io::load_any_checkpoint(path, device), path, device, use_ema, overrides, config_path);
 }
 
 LoadedModel load_model(io::Checkpoint ck, const std::string& checkpoint, const c10::Device& device, bool use_ema,

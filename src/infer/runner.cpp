@@ -220,7 +220,10 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
   summary.puzzles = p_total;
   summary.trajectories = total;
   std::unique_ptr<Progress> progress;
-  if (options.show_progress) progress = std::make_unique<Progress>("eval", p_total, "puzzles");
+  // Progress counts trajectory-steps (puzzles only finish at the end of a fixed-depth batch); the total is
+  // the fixed-scheduler work, an upper bound for the adaptive one.
+  if (options.show_progress) progress = std::make_unique<Progress>("eval", total * options.depth.max_depth, "steps");
+  int64_t puzzles_done = 0;
   const auto t0 = std::chrono::steady_clock::now();
 
   // Device state of the rows in flight.
@@ -315,6 +318,9 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
       if (stops || (s.next_depth < n_depths && options.depths[s.next_depth] == t)) snap_rows.push_back(i);
     }
     summary.trajectory_steps += b;
+    if (progress) {
+      progress->set(summary.trajectory_steps, std::to_string(puzzles_done) + "/" + std::to_string(p_total) + " puzzles");
+    }
 
     std::vector<int64_t> stopped;
     if (!snap_rows.empty()) {
@@ -363,7 +369,7 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
         PuzzleResult done = std::move(pend.result);
         pending.erase(p);
         on_puzzle(std::move(done));
-        if (progress) progress->advance(1);
+        ++puzzles_done;
       }
       s.traj = -1;
     }
@@ -399,7 +405,7 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
   }
   EQR_CHECK(pending.empty(), RuntimeError, "eval runner: ", pending.size(), " puzzles unfinished at the end");
   summary.wall_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (progress) progress->finish();
+  if (progress) progress->finish(std::to_string(puzzles_done) + "/" + std::to_string(p_total) + " puzzles");
   return summary;
 }
 

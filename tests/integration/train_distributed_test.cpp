@@ -124,7 +124,7 @@ TEST(TrainDistributed, LaunchSetsEnvironmentPrefixesAndReturnsWorstCode) {
   const auto r = eqr::test::run_eqr(
       "launch -n 3 --exe /bin/sh -- -c "
       "'echo \"env $RANK $LOCAL_RANK $WORLD_SIZE $MASTER_ADDR $MASTER_PORT\"; echo \"err $RANK\" >&2; "
-      "if [ $RANK = 2 ]; then exit 3; fi; exit 0'");
+      "if [ $RANK = 2 ]; then sleep 1; exit 3; fi; exit 0'");  // rank 2 fails after the others are done
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   EXPECT_NE(r.out.find("[rank 0] env 0 0 3 127.0.0.1 "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[rank 2] env 2 2 3 127.0.0.1 "), std::string::npos) << r.out;

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <set>
+#include <thread>
 
 #include <torch/torch.h>
 
@@ -43,6 +46,21 @@ TEST(CoreDevice, ParsesNamesAndRejectsUnknown) {
   EXPECT_EQ(forward_dtype_for("bfloat16", c10::Device(c10::kCPU), false), c10::kFloat);
   EXPECT_EQ(forward_dtype_for("bfloat16", c10::Device(c10::kCPU), true), c10::kBFloat16);
   EXPECT_THROW(set_num_threads(-1), UsageError);
+}
+
+TEST(CoreDevice, AutoThreadsShareTheCoresAmongLocalRanks) {
+  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  ::unsetenv("LOCAL_WORLD_SIZE");
+  EXPECT_EQ(auto_num_threads(), cores);
+  ::setenv("LOCAL_WORLD_SIZE", "1000000", 1);
+  EXPECT_EQ(auto_num_threads(), 1);  // never 0
+  ::setenv("LOCAL_WORLD_SIZE", "junk", 1);
+  EXPECT_EQ(auto_num_threads(), cores);  // ignored
+  ::unsetenv("LOCAL_WORLD_SIZE");
+  EXPECT_EQ(set_num_threads(0), cores);
+  EXPECT_EQ(at::get_num_threads(), cores);
+  EXPECT_EQ(set_num_threads(1), 1);
+  EXPECT_EQ(at::get_num_threads(), 1);
 }
 
 TEST(CoreRng, StreamsAreDeterministicAndDistinct) {

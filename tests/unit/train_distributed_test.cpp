@@ -163,8 +163,13 @@ TEST(TrainDistributed, GlooCollectivesBetweenTwoRanks) {
     if (d.rank() == 0) b.mutable_grad() = torch::full({3}, 7.0, torch::kFloat64);
     d.all_reduce_gradients({a, b});
     // Broadcast: rank 1's module gets rank 0's weights.
-    torch::manual_seed(100 + d.rank());
+    // (Weights set by value, not by torch::manual_seed: the global generator is shared by both threads.)
     torch::nn::Linear lin(3, 2);
+    {
+      torch::NoGradGuard no_grad;
+      lin->weight.copy_(torch::arange(6, torch::kFloat32).reshape({2, 3}) * (d.rank() + 1));
+      lin->bias.fill_(d.rank() == 0 ? 0.5 : -4.0);
+    }
     d.broadcast_module(*lin);
     auto w = lin->weight.detach().clone();
     d.barrier();
@@ -185,10 +190,9 @@ TEST(TrainDistributed, GlooCollectivesBetweenTwoRanks) {
     EXPECT_EQ(o[6], 3.0);  // grads summed
     EXPECT_EQ(o[7], 7.0);  // 7 + zeros
   }
-  torch::manual_seed(100);
-  torch::nn::Linear rank0(3, 2);
-  EXPECT_FLOAT_EQ(results[1][8], rank0->weight.sum().item<float>());
-  EXPECT_EQ(results[0][8], results[1][8]);
+  // Rank 0's weights are 0..5 (sum 15); rank 1 had twice that and must have received rank 0's.
+  EXPECT_EQ(results[0][8], 15.0);
+  EXPECT_EQ(results[1][8], 15.0);
 }
 #else
 TEST(TrainDistributed, GlooCollectivesBetweenTwoRanks) { GTEST_SKIP() << "built without gloo (EQR_HAVE_GLOO)"; }

@@ -75,7 +75,8 @@ struct DataConfig {
   /// Data source: "generated" (eqr's generator), "csv" (Sudoku-Extreme CSV files), "built" (a directory
   /// written by `eqr data build`, or the reference's numpy layout).
   std::string source = "generated";
-  /// Directory of a built dataset (source = built), e.g. data/sudoku-extreme-1k-aug-1000.
+  /// Directory of a built dataset: read when source = built; with generated or csv the build is cached
+  /// there and reused while its manifest matches the config (empty = build in memory on every run).
   std::string data_path = "data/sudoku-extreme-1k-aug-1000";
   /// Training CSV (source = csv).
   std::string train_csv = "";
@@ -205,7 +206,7 @@ struct RunConfig {
   std::string output_root = "runs";
   /// Device: auto, cpu, cuda or cuda:N.
   std::string device = "auto";
-  /// Intra-op CPU threads (0 = LibTorch's default).
+  /// Intra-op CPU threads (0 = all cores, divided among the processes of a data-parallel job on one machine).
   int64_t num_threads = 0;
   /// The network.
   ArchConfig arch;

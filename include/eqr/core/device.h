@@ -24,7 +24,11 @@ c10::ScalarType forward_dtype_for(const std::string& configured, const c10::Devi
 /// Number of CUDA devices visible to LibTorch (0 on a CPU build).
 int cuda_device_count();
 
-/// Sets LibTorch's intra-op CPU threads; 0 keeps LibTorch's default. Throws UsageError for n < 0.
-void set_num_threads(int64_t n);
+/// Intra-op threads for `num_threads = 0`: the machine's cores divided by LOCAL_WORLD_SIZE (processes of
+/// one data-parallel job on this machine), at least 1. (Debian's LibTorch 1.13 defaults to 1 thread.)
+int64_t auto_num_threads();
+/// Sets LibTorch's intra-op CPU threads (0 = auto_num_threads()) and returns the count set. Throws
+/// UsageError for n < 0.
+int64_t set_num_threads(int64_t n);
 
 }  // namespace eqr

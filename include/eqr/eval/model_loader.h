@@ -36,7 +36,7 @@ struct LoadedModel {
   std::vector<std::string> notes;  ///< how the config was put together (reference imports)
 };
 
-/// Loads `checkpoint` onto `device`. `config_path` (optional): a config file for the run-time sections
+/// Loads `checkpoint` (a file, or a run directory: its newest checkpoint) onto `device`. `config_path` (optional): a config file for the run-time sections
 /// (data, eval, ...; for a native checkpoint its arch section is ignored: the trained arch wins; for a
 /// reference checkpoint without a config tree it supplies the arch). `overrides`: `--set a.b=c` edits
 /// applied last (e.g. "arch.noise_scale=0", "eval.depth=[16,64]"). Throws CheckpointError / ConfigError.
