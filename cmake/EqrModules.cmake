@@ -34,7 +34,7 @@ function(eqr_add_module name)
     add_library(${target} STATIC ${_srcs})
     target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR}/include)
     target_link_libraries(${target} PUBLIC eqr_torch nlohmann_json::nlohmann_json spdlog::spdlog
-                          ${EQR_YAML_TARGET} Threads::Threads)
+                          ${EQR_YAML_TARGET} Threads::Threads ${CMAKE_DL_LIBS})
     foreach(dep ${M_DEPENDS})
       target_link_libraries(${target} PUBLIC eqr_${dep}_mod)
     endforeach()

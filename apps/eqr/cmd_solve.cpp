@@ -78,6 +78,7 @@ void run_solve(const SolveArgs& a) {
   const c10::Device device = resolve_device(a.device);
   std::vector<std::string> overrides = a.config.overrides;
   const eval::LoadedModel loaded = eval::load_model(a.checkpoint, device, !a.raw_weights, overrides, a.config.path);
+  set_num_threads(loaded.config.num_threads);
   const data::Geometry geom = infer::geometry_for_seq_len(loaded.config.arch.seq_len);
   const infer::PuzzleSet set = infer::puzzles_from_strings(grids, geom);
 

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <thread>
@@ -23,10 +25,23 @@ int64_t auto_num_threads() {
   return std::max<int64_t>(1, cores / local_ranks);
 }
 
+bool set_blas_single_threaded() {
+  // OpenBLAS (libopenblas0-pthread) runs its own thread pool beside LibTorch's intra-op threads; on this
+  // model both pools busy-wait against each other, and a training step took 3.3x longer (docs/model.md).
+  // LibTorch already parallelises across its threads, so BLAS gets one, unless the user chose otherwise.
+  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) return false;
+  using SetThreads = void (*)(int);
+  auto* fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (fn == nullptr) return false;
+  fn(1);
+  return true;
+}
+
 int64_t set_num_threads(int64_t n) {
   EQR_CHECK(n >= 0, UsageError, "num_threads = ", n, ": expected 0 (all cores) or a positive count");
   const int64_t threads = n > 0 ? n : auto_num_threads();
   at::set_num_threads(static_cast<int>(threads));
+  set_blas_single_threaded();
   return threads;
 }
 

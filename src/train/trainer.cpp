@@ -400,6 +400,7 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   progress.set(st.step);
   auto window_start = std::chrono::steady_clock::now();
   int64_t window_steps = 0;
+  MetricSums window_sums;  // metric sums of the steps since the last log line
   const std::vector<at::Tensor> params = st.model->parameters();
 
   while (st.step < st.total_steps) {
@@ -431,7 +432,16 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
     st.step = s;
     ++window_steps;
 
-    MetricSums sums = metric_sums(loss, out.carry.halted, out.carry.steps, out.q_halt_logits.detach());
+    // Metrics accumulate over the log window (every step's halted rows), so a logged line does not depend on
+    // whether rows happened to halt at exactly the logged step.
+    const MetricSums step_sums = metric_sums(loss, out.carry.halted, out.carry.steps, out.q_halt_logits.detach());
+    if (!window_sums.sum.defined()) {
+      window_sums = step_sums;
+    } else {
+      window_sums.sum = window_sums.sum + step_sums.sum;
+      window_sums.min = torch::minimum(window_sums.min, step_sums.min);
+      window_sums.max = torch::maximum(window_sums.max, step_sums.max);
+    }
     const bool log_now = (s % tc.log_interval_steps == 0) || s == st.total_steps;
     const double total_loss = loss.total.item<double>();
     if (!std::isfinite(total_loss)) {
@@ -440,10 +450,13 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
                ") is intact. Lower train.lr or set train.grad_clip_norm.");
     }
     if (log_now) {
+      MetricSums sums = window_sums;
+      window_sums = MetricSums{};
       dist.all_reduce(sums.sum, ReduceOp::Sum);
       dist.all_reduce(sums.min, ReduceOp::Min);
       dist.all_reduce(sums.max, ReduceOp::Max);
-      const auto metrics = finalize_metrics(sums, static_cast<double>(tc.global_batch_size));
+      // Losses: mean per step over the window (each step's sum is divided by the global batch, as the reference).
+      const auto metrics = finalize_metrics(sums, static_cast<double>(tc.global_batch_size * window_steps));
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
       Json line;

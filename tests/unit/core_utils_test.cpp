@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -39,7 +41,9 @@ TEST(CoreDevice, ParsesNamesAndRejectsUnknown) {
   EXPECT_EQ(autod.is_cuda(), torch::cuda::is_available());
   EXPECT_THROW(resolve_device("tpu"), UsageError);
   EXPECT_THROW(resolve_device("cuda:x"), UsageError);
-  if (!torch::cuda::is_available()) EXPECT_THROW(resolve_device("cuda:0"), UsageError);
+  if (!torch::cuda::is_available()) {
+    EXPECT_THROW(resolve_device("cuda:0"), UsageError);
+  }
   EXPECT_EQ(parse_dtype("bf16"), c10::kBFloat16);
   EXPECT_EQ(parse_dtype("float32"), c10::kFloat);
   EXPECT_THROW(parse_dtype("int8"), ConfigError);
@@ -61,6 +65,17 @@ TEST(CoreDevice, AutoThreadsShareTheCoresAmongLocalRanks) {
   EXPECT_EQ(at::get_num_threads(), cores);
   EXPECT_EQ(set_num_threads(1), 1);
   EXPECT_EQ(at::get_num_threads(), 1);
+  // OpenBLAS (when it is the BLAS in use) is left with one thread; an explicit OPENBLAS_NUM_THREADS wins.
+  if (blas_kind().rfind("openblas", 0) == 0) {
+    EXPECT_TRUE(set_blas_single_threaded());
+    using GetThreads = int (*)();
+    auto* get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    ASSERT_NE(get, nullptr);
+    EXPECT_EQ(get(), 1);
+  }
+  ::setenv("OPENBLAS_NUM_THREADS", "2", 1);
+  EXPECT_FALSE(set_blas_single_threaded());
+  ::unsetenv("OPENBLAS_NUM_THREADS");
 }
 
 TEST(CoreRng, StreamsAreDeterministicAndDistinct) {

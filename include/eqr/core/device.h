@@ -27,8 +27,11 @@ int cuda_device_count();
 /// Intra-op threads for `num_threads = 0`: the machine's cores divided by LOCAL_WORLD_SIZE (processes of
 /// one data-parallel job on this machine), at least 1. (Debian's LibTorch 1.13 defaults to 1 thread.)
 int64_t auto_num_threads();
-/// Sets LibTorch's intra-op CPU threads (0 = auto_num_threads()) and returns the count set. Throws
-/// UsageError for n < 0.
+/// Gives OpenBLAS one thread (its pool and LibTorch's would otherwise busy-wait against each other) unless
+/// OPENBLAS_NUM_THREADS is set. Returns true if it changed OpenBLAS's setting (false: not OpenBLAS, or env).
+bool set_blas_single_threaded();
+/// Sets LibTorch's intra-op CPU threads (0 = auto_num_threads()), calls set_blas_single_threaded(), and
+/// returns the count set. Throws UsageError for n < 0.
 int64_t set_num_threads(int64_t n);
 
 }  // namespace eqr
