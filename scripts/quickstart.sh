@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: set up (Debian packages, OpenBLAS, Release build), then train a
 # small EqR on 6x6 puzzles that eqr generates itself (configs/quickstart.yaml; no download), evaluate it on
-# the 1,000 held-out generated puzzles over depth x breadth, and plot the curves. Safe to re-run: every run
+# the 1,000 held-out generated puzzles at depths 1..32 (training depth is 8), and plot the curves.
+# Breadth (several initial states per puzzle): scripts/sweep_depth_breadth.sh RUN_DIR. Safe to re-run: every run
 # gets its own directory.
 #
 #   bash scripts/quickstart.sh [extra `eqr train` flags, e.g. --set train.max_steps=200]
@@ -17,7 +18,7 @@ RUN=runs/quickstart-$(date +%Y%m%d-%H%M%S)
 echo "== quickstart: training (configs/quickstart.yaml) into $RUN"
 $EQR train --config configs/quickstart.yaml --run-dir "$RUN" "$@"
 echo "== quickstart: evaluating the EMA weights on the held-out test split"
-$EQR eval --checkpoint "$RUN" --depth 1,2,4,8,16,32,64 --breadth 1,4,16 --out "$RUN/eval/final"
+$EQR eval --checkpoint "$RUN" --depth 1,2,4,8,16,32 --breadth 1 --out "$RUN/eval/final"
 PY=/usr/bin/python3; [[ -x "$PY" ]] || PY=python3
 "$PY" scripts/plot_eval.py "$RUN/eval/final" --aggregator majority_vote
 echo "== quickstart: done. Report: $RUN/eval/final/report.csv; plots: $RUN/eval/final/*.png"
