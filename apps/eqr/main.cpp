@@ -6,6 +6,7 @@
 #include <string>
 
 #include "commands.h"
+#include "eqr/core/device.h"
 #include "eqr/core/error.h"
 #include "eqr/core/logging.h"
 
@@ -34,6 +35,7 @@ std::string one_line(std::string s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  eqr::flush_denormals();  // before any thread pool exists (docs/model.md, "CPU threads")
   CLI::App app{"eqr: Equilibrium Reasoners on LibTorch (train, evaluate and scale test-time compute)", "eqr"};
   app.require_subcommand(1);
   std::string log_level = "info";

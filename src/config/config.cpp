@@ -113,6 +113,7 @@ void fields(V& v, TrainConfig& c) {
   v("epochs", c.epochs, at_least(1));
   v("train_epochs_per_iter", c.train_epochs_per_iter, at_least(1));
   v("max_steps", c.max_steps, at_least(1));
+  v("time_limit_minutes", c.time_limit_minutes, positive());
   v("eval_interval_steps", c.eval_interval_steps, at_least(1));
   v("checkpoint_interval_steps", c.checkpoint_interval_steps, at_least(1));
   v("seed", c.seed, at_least(0));

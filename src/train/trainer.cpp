@@ -399,12 +399,28 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   Progress progress("train", st.total_steps, "steps", (primary && options.progress) ? stderr : nullptr);
   progress.set(st.step);
   auto window_start = std::chrono::steady_clock::now();
+  const auto loop_start = window_start;
+  // The time limit is decided together (any rank over it stops all), so no rank waits in a collective.
+  auto time_is_up = [&] {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
+    auto flag = torch::full({1}, elapsed >= 60.0 * *tc.time_limit_minutes ? 1.0 : 0.0,
+                            torch::TensorOptions().dtype(torch::kFloat64).device(device));
+    if (dist.active()) dist.all_reduce(flag, ReduceOp::Max);
+    return flag.item<double>() > 0;
+  };
   int64_t window_steps = 0;
   MetricSums window_sums;  // metric sums of the steps since the last log line
   const std::vector<at::Tensor> params = st.model->parameters();
 
   while (st.step < st.total_steps) {
     if (options.stop_after_steps > 0 && st.step - first_step >= options.stop_after_steps) break;
+    if (tc.time_limit_minutes && time_is_up()) {
+      result.time_limited = true;
+      logger()->warn("train.time_limit_minutes = {} reached at step {}/{}: checkpointing and evaluating now; "
+                     "`eqr train --resume {}` continues the schedule",
+                     *tc.time_limit_minutes, st.step, st.total_steps, run_dir.string());
+      break;
+    }
     if (g_stop_requested.load()) {
       result.interrupted = true;
       break;
@@ -490,7 +506,7 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
     return result;
   }
   if (st.step > first_step || !fs::exists(run_dir / "checkpoints" / "latest")) {
-    if (st.step >= st.total_steps) evaluate(st.step);
+    if (st.step >= st.total_steps || result.time_limited) evaluate(st.step);
     checkpoint();
   }
   return result;

@@ -18,6 +18,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
+/// Saves a freshly initialised model of `c` (weights seeded by `seed`) as a native checkpoint; with `ema`
+/// the same weights also go in as the EMA shadow.
+void save_model_checkpoint(const config::RunConfig& c, int seed, bool ema, const fs::path& path) {
+  torch::manual_seed(seed);
+  model::EqrModel m(model::EqrModelOptions(c.arch));
+  io::Checkpoint ck;
+  for (const auto& kv : m->state_dict()) {
+    ck.tensors["model/" + kv.key()] = kv.value().detach().clone();
+    if (ema) ck.tensors["ema/" + kv.key()] = kv.value().detach().clone();
+  }
+  ck.meta["config"] = config::to_json(c);
+  ck.meta["step"] = 3;
+  io::save_checkpoint(ck, path.string());
+}
+
 struct Fixture {
   fs::path dir, ckpt, csv;
 };
@@ -40,17 +55,8 @@ const Fixture& fixture() {
     c.data.box_rows = 2;
     c.data.box_cols = 2;
     c.num_threads = 1;
-    torch::manual_seed(4);
-    model::EqrModel m(model::EqrModelOptions(c.arch));
-    io::Checkpoint ck;
-    for (const auto& kv : m->state_dict()) {
-      ck.tensors["model/" + kv.key()] = kv.value().detach().clone();
-      ck.tensors["ema/" + kv.key()] = kv.value().detach().clone();
-    }
-    ck.meta["config"] = config::to_json(c);
-    ck.meta["step"] = 3;
     x.ckpt = x.dir / "tiny.eqrckpt";
-    io::save_checkpoint(ck, x.ckpt.string());
+    save_model_checkpoint(c, 4, true, x.ckpt);
     x.csv = x.dir / "tiny.csv";
     const std::string ans = "1234341221434321";
     write_file(x.csv, "source,question,answer,rating\n"
@@ -190,13 +196,8 @@ TEST(EvalCli, RunsOnTheExternalHardSetsDirectly) {
   c.arch.h_cycles = 1;
   c.arch.l_cycles = 1;
   c.num_threads = 1;
-  torch::manual_seed(5);
-  model::EqrModel m(model::EqrModelOptions(c.arch));
-  io::Checkpoint ck;
-  for (const auto& kv : m->state_dict()) ck.tensors["model/" + kv.key()] = kv.value().detach().clone();
-  ck.meta["config"] = config::to_json(c);
   const fs::path ckpt = dir / "nine.eqrckpt";
-  io::save_checkpoint(ck, ckpt.string());
+  save_model_checkpoint(c, 5, false, ckpt);
   int sets = 0;
   for (const auto& e : fs::recursive_directory_iterator(ext)) {
     if (e.path().extension() != ".csv") continue;

@@ -3,9 +3,17 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -121,7 +129,9 @@ TEST(TrainLoop, ResumedRunReproducesUninterruptedLosses) {
   const auto ca = io::load_checkpoint(*io::latest_checkpoint((root_a / "ci_tiny").string()));
   const auto cb = io::load_checkpoint(*io::latest_checkpoint((root_b / "ci_tiny").string()));
   for (const auto& [k, v] : ca.tensors) {
-    if (k.rfind("model/", 0) == 0) EXPECT_TRUE(v.equal(cb.tensors.at(k))) << k;
+    if (k.rfind("model/", 0) == 0) {
+      EXPECT_TRUE(v.equal(cb.tensors.at(k))) << k;
+    }
   }
 }
 
@@ -145,6 +155,78 @@ TEST(TrainLoop, BatchLargerThanDataIsAClearError) {
   TrainerOptions opts;
   opts.progress = false;
   EXPECT_THROW(run_training(tiny(root, {"train.global_batch_size=4096"}), opts), DataError);
+}
+
+TEST(TrainLoop, TimeLimitStopsEarlyWithCheckpointAndEvaluation) {
+  const auto root = temp_dir("train_time");
+  TrainerOptions opts;
+  opts.progress = false;
+  // 1e-6 minutes: over the limit after the first step; no periodic evaluation or checkpoint before that.
+  const auto r = run_training(tiny(root, {"train.time_limit_minutes=1e-6", "train.max_steps=500", "train.epochs=1000",
+                                          "train.eval_interval_steps=null", "train.checkpoint_interval_steps=null"}),
+                              opts);
+  EXPECT_TRUE(r.time_limited);
+  EXPECT_FALSE(r.interrupted);
+  EXPECT_EQ(r.total_steps, 500);
+  EXPECT_GE(r.steps_done, 1);
+  EXPECT_LT(r.steps_done, 500);
+  const fs::path run = root / "ci_tiny";
+  const auto latest = io::latest_checkpoint(run.string());
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_EQ(io::load_checkpoint(*latest).meta.at("step").get<int64_t>(), r.steps_done);
+  int evals = 0;
+  for (const auto& j : read_jsonl(run / "metrics.jsonl")) evals += j.contains("eval/ema/exact_accuracy") ? 1 : 0;
+  EXPECT_EQ(evals, 1);
+  EXPECT_TRUE(fs::exists(run / "eval" / ("step_" + std::to_string(r.steps_done) + ".json")));
+  EXPECT_THROW(run_training(tiny(temp_dir("train_time_bad"), {"train.time_limit_minutes=0"}), opts), ConfigError);
+}
+
+TEST(TrainLoop, KillNineDuringCheckpointingLeavesALoadableCheckpoint) {
+  // `eqr train` writes a checkpoint after every step; SIGKILL lands at a different moment in each trial
+  // (often inside a write). The newest checkpoint must load (CRC checked) and the run must resume.
+  const std::string exe = eqr::test::eqr_exe().string();
+  const std::string cfg = (source_dir() / "configs/ci_tiny.yaml").string();
+  for (int trial = 0; trial < 4; ++trial) {
+    const auto root = temp_dir("kill9");
+    const fs::path run = root / "ci_tiny";
+    std::vector<std::string> args = {exe, "train", "--config", cfg, "--no-progress", "--set", "output_root=" + root.string(),
+                                     "--set", "train.max_steps=100000", "--set", "train.epochs=100000",
+                                     "--set", "train.checkpoint_interval_steps=1", "--set", "train.eval_interval_steps=null",
+                                     "--set", "train.log_interval_steps=1000"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      const int devnull = ::open("/dev/null", O_WRONLY);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    // Wait for the first checkpoint, then let it run a little longer (a different time per trial).
+    const auto start = std::chrono::steady_clock::now();
+    while (!fs::exists(run / "checkpoints" / "latest") &&
+           std::chrono::steady_clock::now() - start < std::chrono::seconds(60)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(37 + 113 * trial));
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "trial " << trial << ": eqr train ended before the kill";
+
+    const auto latest = io::latest_checkpoint(run.string());
+    ASSERT_TRUE(latest.has_value()) << "trial " << trial;
+    const io::Checkpoint ck = io::load_checkpoint(*latest);
+    const int64_t step = ck.meta.at("step").get<int64_t>();
+    EXPECT_GE(step, 1);
+    EXPECT_NE(latest->find("step_" + std::to_string(step) + ".eqrckpt"), std::string::npos) << *latest;
+    const auto resumed = eqr::test::run_eqr("train --resume '" + run.string() + "' --stop-after 2 --no-progress");
+    EXPECT_EQ(resumed.exit_code, 0) << "trial " << trial << ": " << resumed.err;
+    EXPECT_EQ(io::load_checkpoint(*io::latest_checkpoint(run.string())).meta.at("step").get<int64_t>(), step + 2);
+  }
 }
 
 }  // namespace

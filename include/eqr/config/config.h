@@ -120,6 +120,9 @@ struct TrainConfig {
   int64_t train_epochs_per_iter = 5000;
   /// Cap on optimisation steps (null = from epochs).
   std::optional<int64_t> max_steps = std::nullopt;
+  /// Stop after this many minutes of training in one invocation, then checkpoint and evaluate as at the end
+  /// (null = no limit). The LR schedule still spans the full run; `eqr train --resume` continues it.
+  std::optional<double> time_limit_minutes = std::nullopt;
   /// Evaluate on the test split every this many steps (null = only at the end).
   std::optional<int64_t> eval_interval_steps = 5000;
   /// Write a checkpoint every this many steps (null = only at the end).

@@ -38,6 +38,7 @@ struct TrainResult {
   int64_t steps_done = 0;            ///< optimisation step reached (total across resumes)
   int64_t total_steps = 0;           ///< steps the run is scheduled for
   bool interrupted = false;          ///< stopped by SIGINT/SIGTERM (a checkpoint was written)
+  bool time_limited = false;         ///< stopped by train.time_limit_minutes (checkpointed and evaluated)
   std::string run_dir;
   std::string last_checkpoint;       ///< path of the newest checkpoint ("" if none)
   std::map<std::string, double> last_train_metrics;  ///< train/* of the last step
