@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -37,12 +38,16 @@ bool set_blas_single_threaded() {
   return true;
 }
 
-bool flush_denormals() {
-  // Near a fixed point some activations and optimiser moments shrink into the subnormal range, where x86
-  // arithmetic is ~100x slower: a quickstart run fell from 3.5 to 0.2 steps/s as it converged. Flushing
-  // them to zero (FTZ/DAZ) changes no result that matters. Threads inherit the setting from their
-  // creator, so this runs first thing in main(), before LibTorch or OpenBLAS start theirs.
-  return at::globalContext().setFlushDenormal(true);
+bool use_passive_omp_wait(char** argv) {
+  // libgomp reads OMP_WAIT_POLICY once, when it is loaded (before main), so the only way to set it from
+  // inside is to set it and run this program again. Its default (spin, then sleep) lets an idle worker
+  // burn the core its busy sibling needs whenever the machine has fewer free cores than threads: measured
+  // on the 2-vCPU VM while the host was contended, a quickstart step took 5.4 s spinning vs 1.2 s passive
+  // (uncontended: 0.63 vs 0.66 s). See docs/model.md, "CPU threads".
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return false;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);
+  return false;  // exec failed: carry on with the default policy
 }
 
 int64_t set_num_threads(int64_t n) {

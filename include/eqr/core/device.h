@@ -27,9 +27,10 @@ int cuda_device_count();
 /// Intra-op threads for `num_threads = 0`: the machine's cores divided by LOCAL_WORLD_SIZE (processes of
 /// one data-parallel job on this machine), at least 1. (Debian's LibTorch 1.13 defaults to 1 thread.)
 int64_t auto_num_threads();
-/// Flushes subnormal floats to zero on this thread and the threads it creates later (x86 FTZ/DAZ; see
-/// docs/model.md). Returns false where the CPU does not support it.
-bool flush_denormals();
+/// Unless OMP_WAIT_POLICY is set, sets it to PASSIVE and re-executes this program with `argv` (libgomp
+/// reads it only at load time). Call first thing in main(). Returns only when nothing was done or exec
+/// failed (false).
+bool use_passive_omp_wait(char** argv);
 /// Gives OpenBLAS one thread (its pool and LibTorch's would otherwise busy-wait against each other) unless
 /// OPENBLAS_NUM_THREADS is set. Returns true if it changed OpenBLAS's setting (false: not OpenBLAS, or env).
 bool set_blas_single_threaded();
