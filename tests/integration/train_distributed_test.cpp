@@ -1,7 +1,8 @@
 // Data parallel end to end: `eqr launch -n 2` starts two ranks (this test binary, as workers) that
 // broadcast, all-reduce gradients and take K AdamATan2 steps on a tiny linear model with per-rank halves
 // of a global batch (loss normalised by the GLOBAL batch size, as the reference); their parameters must
-// equal one process with the full batch. Also: launch's environment, output prefixes and exit codes.
+// equal one process with the full batch. The same for the whole trainer (`eqr launch -n 2 -- train`).
+// Also: launch's environment, output prefixes and exit codes.
 
 #include <gtest/gtest.h>
 
@@ -11,10 +12,15 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+
+#include "eqr/io/checkpoint.h"
 
 #include "eqr/train/adam_atan2.h"
 #include "eqr/train/distributed.h"
@@ -117,6 +123,66 @@ TEST(TrainDistributed, TwoRanksEqualOneProcess) {
   torch::manual_seed(1000);
   torch::nn::Linear init(4, 3);
   EXPECT_GT((init->weight - ref->weight).abs().max().item<float>(), 1e-3);
+#endif
+}
+
+/// metrics.jsonl's train/lm_loss and train/exact_accuracy by step.
+std::map<int64_t, std::pair<double, double>> train_metrics(const fs::path& run) {
+  std::map<int64_t, std::pair<double, double>> m;
+  std::istringstream in(eqr::test::read_file(run / "metrics.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("train/lm_loss")) {
+      m[j["step"].get<int64_t>()] = {j["train/lm_loss"].get<double>(), j["train/exact_accuracy"].get<double>()};
+    }
+  }
+  return m;
+}
+
+// The whole trainer (eqr train) with 2 Gloo ranks, each on its half of every global batch, against one
+// process on the full batch. Randomness that is drawn per rank (fresh initial states, path noise, halting
+// exploration) is switched off so that both runs see the same computation; what remains is exactly what
+// data parallelism must preserve: the per-rank slices of the global batch, the loss normalised by the
+// GLOBAL batch size, the gradient all-reduce, the optimizer, EMA and the metric reduction.
+TEST(TrainDistributed, TrainerTwoRanksEqualOneProcess) {
+#ifndef EQR_HAVE_GLOO
+  GTEST_SKIP() << "built without gloo (EQR_HAVE_GLOO): no CPU data parallel";
+#else
+  const auto root = eqr::test::temp_dir("dist_trainer");
+  const std::string common = "train --no-progress --config '" +
+                             (eqr::test::source_dir() / "configs/ci_tiny.yaml").string() +
+                             "' --set arch.init=fixed --set arch.noise_scale=0 --set arch.halt_exploration_prob=0"
+                             " --set train.max_steps=5 --set train.eval_interval_steps=null";
+  const auto one = eqr::test::run_eqr(common + " --run-dir '" + (root / "one").string() + "'");
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  const auto two = eqr::test::run_eqr("launch -n 2 -- " + common + " --run-dir '" + (root / "two").string() + "'");
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  EXPECT_NE(two.out.find("[rank 1] "), std::string::npos) << two.out;
+
+  const auto m1 = train_metrics(root / "one"), m2 = train_metrics(root / "two");
+  ASSERT_EQ(m1.size(), 5u);
+  ASSERT_EQ(m2.size(), 5u);
+  for (const auto& [step, v] : m1) {
+    EXPECT_NEAR(m2.at(step).first, v.first, 1e-5 * std::abs(v.first)) << "lm_loss at step " << step;
+    EXPECT_DOUBLE_EQ(m2.at(step).second, v.second) << "exact accuracy at step " << step;
+  }
+  const auto c1 = io::load_checkpoint(*io::latest_checkpoint((root / "one").string()));
+  const auto c2 = io::load_checkpoint(*io::latest_checkpoint((root / "two").string()));
+  EXPECT_EQ(c2.meta.at("step").get<int64_t>(), 5);
+  int compared = 0;
+  for (const auto& [name, t1] : c1.tensors) {
+    if (name.rfind("model/", 0) != 0 && name.rfind("ema/", 0) != 0) continue;
+    ASSERT_TRUE(c2.tensors.count(name)) << name;
+    const auto& t2 = c2.tensors.at(name);
+    const double diff = (t1.to(torch::kFloat64) - t2.to(torch::kFloat64)).abs().max().item<double>();
+    EXPECT_TRUE(torch::allclose(t1, t2, 1e-4, 1e-6)) << name << ": max |diff| " << diff;
+    ++compared;
+  }
+  EXPECT_GE(compared, 10);
+  // The weights moved away from their initial values, so the equality is not between untouched tensors.
+  EXPECT_FALSE(c1.tensors.at("model/lm_head.weight").equal(c1.tensors.at("ema/lm_head.weight")));
 #endif
 }
 
