@@ -2,7 +2,6 @@
 // Every error is printed on stderr as one line.
 
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <string>
 
@@ -36,7 +35,7 @@ std::string one_line(std::string s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  eqr::use_passive_omp_wait(argv);  // may re-exec this program once (docs/model.md, "CPU threads")
+  eqr::use_runtime_environment(argv);  // may re-exec this program once (docs/model.md, "CPU threads")
   CLI::App app{"eqr: Equilibrium Reasoners on LibTorch (train, evaluate and scale test-time compute)", "eqr"};
   app.require_subcommand(1);
   std::string log_level = "info";

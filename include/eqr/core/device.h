@@ -27,10 +27,16 @@ int cuda_device_count();
 /// Intra-op threads for `num_threads = 0`: the machine's cores divided by LOCAL_WORLD_SIZE (processes of
 /// one data-parallel job on this machine), at least 1. (Debian's LibTorch 1.13 defaults to 1 thread.)
 int64_t auto_num_threads();
-/// Unless OMP_WAIT_POLICY is set, sets it to PASSIVE and re-executes this program with `argv` (libgomp
-/// reads it only at load time). Call first thing in main(). Returns only when nothing was done or exec
-/// failed (false).
-bool use_passive_omp_wait(char** argv);
+/// The process environment eqr runs best in on CPU, which libraries read only at load time, so it can be
+/// set only by running this program again: OMP_WAIT_POLICY=PASSIVE (idle OpenMP workers sleep instead of
+/// spinning) and GLIBC_TUNABLES = kMallocTunables (glibc keeps freed memory instead of returning it to the
+/// kernel and faulting it back in zeroed at the next step). A variable the user has set, even to "", is
+/// left alone. If anything was added, re-executes this program with `argv`; call first thing in main().
+/// Returns only when nothing was added or exec failed (false). See docs/model.md, "CPU threads".
+bool use_runtime_environment(char** argv);
+/// glibc malloc settings use_runtime_environment() puts into GLIBC_TUNABLES.
+inline constexpr const char* kMallocTunables =
+    "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184";
 /// Gives OpenBLAS one thread (its pool and LibTorch's would otherwise busy-wait against each other) unless
 /// OPENBLAS_NUM_THREADS is set. Returns true if it changed OpenBLAS's setting (false: not OpenBLAS, or env).
 bool set_blas_single_threaded();
