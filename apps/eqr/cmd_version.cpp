@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "eqr/core/device.h"
 #include "eqr/core/version.h"
 
 namespace eqr::app {
@@ -25,8 +26,9 @@ void register_version(CLI::App& app) {
               << info["cuda_device_count"].get<int>() << " device(s)\n"
               << "blas       " << info["blas"].get<std::string>() << " ("
               << info["blas_library"].get<std::string>() << ")\n"
-              << "threads    " << info["torch_threads"].get<int>() << " torch intra-op, "
-              << info["hardware_threads"].get<unsigned>() << " hardware\n";
+              << "threads    " << auto_num_threads() << " intra-op in runs with num_threads 0 (LibTorch's own default "
+              << info["torch_threads"].get<int>() << "; OpenBLAS 1), " << info["hardware_threads"].get<unsigned>()
+              << " hardware\n";
   });
 }
 
