@@ -46,7 +46,8 @@ void register_train(CLI::App& app) {
     }
     if (!args->device.empty()) cfg.device = args->device;
     const auto r = train::run_training(cfg, opts);
-    std::cout << (r.interrupted ? "interrupted" : r.time_limited ? "stopped by the time limit" : "finished") << " at step " << r.steps_done << "/" << r.total_steps
+    const char* how = r.interrupted ? "interrupted" : r.time_limited ? "stopped by the time limit" : "finished";
+    std::cout << how << " at step " << r.steps_done << "/" << r.total_steps
               << "; run directory " << r.run_dir << "; checkpoint " << r.last_checkpoint << "\n";
     for (const auto& [k, v] : r.last_eval_metrics) std::cout << "  " << k << " = " << v << "\n";
   });

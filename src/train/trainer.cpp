@@ -403,9 +403,10 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   // The time limit is decided together (any rank over it stops all), so no rank waits in a collective.
   auto time_is_up = [&] {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
-    auto flag = torch::full({1}, elapsed >= 60.0 * *tc.time_limit_minutes ? 1.0 : 0.0,
-                            torch::TensorOptions().dtype(torch::kFloat64).device(device));
-    if (dist.active()) dist.all_reduce(flag, ReduceOp::Max);
+    const bool over = elapsed >= 60.0 * *tc.time_limit_minutes;
+    if (!dist.active()) return over;
+    auto flag = torch::full({1}, over ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(device));
+    dist.all_reduce(flag, ReduceOp::Max);
     return flag.item<double>() > 0;
   };
   int64_t window_steps = 0;
