@@ -202,9 +202,13 @@ void register_bench_model(CLI::App& app) {
       carry = out.carry;
     }
 
+    // After the validation step no row is halted (no halting rule runs here): the timed steps say so, and
+    // skip the reset's nonzero() (a device->host sync that would be timed too).
+    dynamics::StepOptions timed;
+    timed.resets = dynamics::Resets::kNone;
     const auto train_step = [&] {
       for (auto& p : m->parameters()) p.mutable_grad() = at::Tensor();
-      auto out = dynamics::step(m, carry, batch, gen);
+      auto out = dynamics::step(m, carry, batch, gen, timed);
       bench_loss(out, out.carry.data.labels).backward();
       carry = out.carry;
     };
@@ -213,11 +217,13 @@ void register_bench_model(CLI::App& app) {
     m->eval();
     const auto eval_step = [&] {
       torch::NoGradGuard no_grad;
-      carry = dynamics::step(m, carry, batch, gen).carry;
+      carry = dynamics::step(m, carry, batch, gen, timed).carry;
     };
     const Timing eval = time_it(a->warmup, a->iters, device, eval_step);
 
     const int64_t blocks = m->blocks_per_step();
+    const auto flops = model::step_matmul_flops(*m, a->batch);
+    const double train_tflops = flops.train / (train.mean_ms * 1e9), eval_tflops = flops.eval / (eval.mean_ms * 1e9);
     const auto dtype = m->forward_dtype();
     const double rss = peak_rss_mib();
     std::printf("bench model: %s\n", arch_summary(arch).c_str());
@@ -232,6 +238,8 @@ void register_bench_model(CLI::App& app) {
     };
     row("forward+backward", train);
     row("no-grad (eval)", eval);
+    std::printf("matmul work per step: train %.1f GFLOP (%.2f TFLOP/s), eval %.1f GFLOP (%.2f TFLOP/s)\n",
+                flops.train / 1e9, train_tflops, flops.eval / 1e9, eval_tflops);
     if (rss >= 0) std::printf("peak RSS %.0f MiB\n", rss);
     nlohmann::json j = {{"bench", "model"},
                         {"git_sha", git_sha()},
@@ -251,6 +259,10 @@ void register_bench_model(CLI::App& app) {
                         {"eval_cpu_ms_per_step", eval.cpu_ms},
                         {"train_rows_steps_per_s", 1000.0 * static_cast<double>(a->batch) / train.mean_ms},
                         {"eval_rows_steps_per_s", 1000.0 * static_cast<double>(a->batch) / eval.mean_ms},
+                        {"train_matmul_gflop_per_step", flops.train / 1e9},
+                        {"eval_matmul_gflop_per_step", flops.eval / 1e9},
+                        {"train_matmul_tflops", train_tflops},
+                        {"eval_matmul_tflops", eval_tflops},
                         {"peak_rss_mib", rss},
                         {"arch", config::to_json(arch)}};
     std::cout << j.dump() << "\n";

@@ -38,7 +38,9 @@ void register_train(CLI::App& app) {
       opts.resume = true;
       opts.run_dir = args->resume;
       std::vector<std::string> overrides = args->config.overrides;
-      cfg = config::load((std::filesystem::path(args->resume) / "config.yaml").string(), overrides);
+      // The run's own config.yaml, written by an eqr that may be older: removed keys warn, not fail.
+      cfg = config::load((std::filesystem::path(args->resume) / "config.yaml").string(), overrides,
+                         config::RemovedKeys::kWarn);
     } else {
       EQR_CHECK(!args->config.path.empty(), UsageError, "eqr train needs --config FILE (or --resume RUN_DIR)");
       cfg = config::load(args->config.path, args->config.overrides);

@@ -8,6 +8,7 @@
 
 #include "eqr/config/load.h"
 #include "eqr/core/error.h"
+#include "eqr/core/logging.h"
 
 namespace eqr::config {
 namespace {
@@ -111,7 +112,6 @@ template <class V>
 void fields(V& v, TrainConfig& c) {
   v("global_batch_size", c.global_batch_size, at_least(1));
   v("epochs", c.epochs, at_least(1));
-  v("train_epochs_per_iter", c.train_epochs_per_iter, at_least(1));
   v("max_steps", c.max_steps, at_least(1));
   v("time_limit_minutes", c.time_limit_minutes, positive());
   v("eval_interval_steps", c.eval_interval_steps, at_least(1));
@@ -168,6 +168,27 @@ void fields(V& v, RunConfig& c) {
   v.section("eval", c.eval);
 }
 
+// ---- keys eqr no longer has: a clear error instead of "unknown key" (or a warning for stored configs) ----
+
+struct RemovedKey {
+  const char* path;  // dotted
+  const char* why;
+};
+
+const RemovedKey kRemovedKeys[] = {
+    {"train.train_epochs_per_iter",
+     "the reference's loader pass of N epochs has no counterpart in eqr, whose loader runs epochs back to back "
+     "and whose evaluations and checkpoints follow train.eval_interval_steps and "
+     "train.checkpoint_interval_steps; delete the key"},
+};
+
+const RemovedKey* find_removed(const std::string& path) {
+  for (const auto& r : kRemovedKeys) {
+    if (path == r.path) return &r;
+  }
+  return nullptr;
+}
+
 // ---- value conversion ----
 
 std::string type_name(const Tree& j) {
@@ -217,7 +238,8 @@ double read_double(const std::string& key, const Tree& j, const Rule& rule) {
 /// Reads a tree into a struct; every key of the tree must be a field.
 class Reader {
  public:
-  Reader(const Tree& node, std::string prefix) : node_(node), prefix_(std::move(prefix)) {
+  Reader(const Tree& node, std::string prefix, RemovedKeys removed)
+      : node_(node), prefix_(std::move(prefix)), removed_(removed) {
     if (!node_.is_null() && !node_.is_object()) {
       EQR_FAIL(ConfigError, "config key '", prefix_.empty() ? "<root>" : prefix_.substr(0, prefix_.size() - 1),
                "' = ", node_.dump(), " (", type_name(node_), "): expected a mapping of keys");
@@ -235,7 +257,7 @@ class Reader {
   void section(const char* name, S& sub) {
     known_.push_back(name);
     if (!node_.is_object() || !node_.contains(name)) return;
-    Reader r(node_.at(name), prefix_ + name + ".");
+    Reader r(node_.at(name), prefix_ + name + ".", removed_);
     fields(r, sub);
     r.reject_unknown();
   }
@@ -276,6 +298,7 @@ class Reader {
 
   const Tree& node_;
   std::string prefix_;
+  RemovedKeys removed_;
   std::vector<std::string> known_;
 };
 
@@ -297,6 +320,11 @@ void Reader::reject_unknown() const {
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     const std::string& key = it.key();
     if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
+    if (const RemovedKey* r = find_removed(prefix_ + key)) {
+      EQR_CHECK(removed_ != RemovedKeys::kError, ConfigError, "config key '", r->path, "' was removed: ", r->why);
+      logger()->warn("config key '{}' (from an older eqr) was removed and is ignored: {}", r->path, r->why);
+      continue;
+    }
     std::string closest;
     size_t best = 3;  // suggest only near misses
     for (const auto& k : known_) {
@@ -344,9 +372,9 @@ class Writer {
 };
 
 template <class S>
-S read_struct(const Tree& tree, const std::string& prefix) {
+S read_struct(const Tree& tree, const std::string& prefix, RemovedKeys removed = RemovedKeys::kError) {
   S s;
-  Reader r(tree, prefix);
+  Reader r(tree, prefix, removed);
   fields(r, s);
   r.reject_unknown();
   return s;
@@ -370,13 +398,19 @@ bool operator==(const TrainConfig& a, const TrainConfig& b) { return write_struc
 bool operator==(const EvalConfig& a, const EvalConfig& b) { return write_struct(a) == write_struct(b); }
 bool operator==(const RunConfig& a, const RunConfig& b) { return write_struct(a) == write_struct(b); }
 
-RunConfig from_json(const Tree& tree) {
-  RunConfig c = read_struct<RunConfig>(tree, "");
+RunConfig from_json(const Tree& tree, RemovedKeys removed) {
+  RunConfig c = read_struct<RunConfig>(tree, "", removed);
   validate(c);
   return c;
 }
 
 ArchConfig arch_from_json(const Tree& tree) { return read_struct<ArchConfig>(tree, "arch."); }
+
+std::vector<std::pair<std::string, std::string>> removed_keys() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : kRemovedKeys) out.emplace_back(r.path, r.why);
+  return out;
+}
 
 Tree to_json(const RunConfig& config) { return write_struct(config); }
 Tree to_json(const ArchConfig& arch) { return write_struct(arch); }

@@ -211,11 +211,11 @@ void apply_override(Tree& tree, const std::string& assignment) {
   }
 }
 
-RunConfig load(const std::string& path, const std::vector<std::string>& overrides) {
+RunConfig load(const std::string& path, const std::vector<std::string>& overrides, RemovedKeys removed) {
   Tree tree = path.empty() ? Tree::object() : read_tree(path);
   for (const auto& o : overrides) apply_override(tree, o);
   try {
-    return from_json(tree);
+    return from_json(tree, removed);
   } catch (const ConfigError& e) {
     if (path.empty()) throw;
     throw ConfigError(std::string(e.what()) + " (in " + path + (overrides.empty() ? "" : " with --set overrides") + ")");

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include "eqr/core/device.h"
 #include "eqr/core/error.h"
 #include "eqr/core/rng.h"
 
@@ -209,11 +210,14 @@ class Loader::Sampler {
     const int64_t local = o_.global_batch_size / o_.world_size;
     const int64_t s = d_->seq_len();
     const DatasetMetadata& m = d_->metadata;
+    // Fresh tensors per batch; pinned ones come from LibTorch's caching host allocator, which does not hand a
+    // block out again while a non_blocking copy from it is still in flight.
+    const auto host = torch::TensorOptions().pinned_memory(o_.pin_memory);
     Batch b;
-    b.inputs = torch::empty({local, s}, torch::kInt32);
-    b.labels = torch::empty({local, s}, torch::kInt32);
-    b.puzzle_identifiers = torch::empty({local}, torch::kInt32);
-    b.example_indices = torch::empty({local}, torch::kInt64);
+    b.inputs = torch::empty({local, s}, host.dtype(torch::kInt32));
+    b.labels = torch::empty({local, s}, host.dtype(torch::kInt32));
+    b.puzzle_identifiers = torch::empty({local}, host.dtype(torch::kInt32));
+    b.example_indices = torch::empty({local}, host.dtype(torch::kInt64));
     auto* in = b.inputs.data_ptr<int32_t>();
     auto* lab = b.labels.data_ptr<int32_t>();
     auto* ids = b.puzzle_identifiers.data_ptr<int32_t>();
@@ -266,6 +270,9 @@ Loader::Loader(std::shared_ptr<const SplitData> data, LoaderOptions opts) : data
   EQR_CHECK(opts_.prefetch_batches >= 0, ConfigError, "data.prefetch_batches = ", opts_.prefetch_batches,
             " must be >= 0");
   EQR_CHECK(opts_.max_epochs >= 0, ConfigError, "max_epochs = ", opts_.max_epochs, " must be >= 0");
+  EQR_CHECK(!opts_.pin_memory || cuda_device_count() > 0, ConfigError,
+            "loader: pin_memory = true needs CUDA (pinned host memory is page-locked through the CUDA driver), "
+            "but no CUDA device is visible; pin only when training on a CUDA device");
   if (opts_.mode == LoaderMode::kTrain) {
     const int64_t per_epoch = batches_per_epoch();
     EQR_CHECK(per_epoch != 0, DataError, "train split '", data_->name, "': ", data_->num_groups(),

@@ -80,7 +80,8 @@ std::pair<at::Tensor, at::Tensor> initial_states(model::EqrModel& model, int64_t
   return {z_h, z_l};
 }
 
-Carry reset_halted(model::EqrModel& model, const Carry& carry, const Batch& batch, std::optional<at::Generator> gen) {
+Carry reset_halted(model::EqrModel& model, const Carry& carry, const Batch& batch, std::optional<at::Generator> gen,
+                   Resets resets) {
   torch::NoGradGuard no_grad;
   const auto& a = model->arch();
   const auto device = model->device();
@@ -91,7 +92,10 @@ Carry reset_halted(model::EqrModel& model, const Carry& carry, const Batch& batc
                 carry.z_l.defined() && carry.z_l.sizes() == carry.z_h.sizes(),
             RuntimeError, "carry states: got z_h ", (carry.z_h.defined() ? carry.z_h.sizes() : at::IntArrayRef{}),
             ", expected (", b, ", ", a.seq_len, ", ", a.hidden_size, ")");
-  const at::Tensor halted = carry.halted.to(device).to(torch::kBool);
+  const auto bool_opts = torch::TensorOptions().dtype(torch::kBool).device(device);
+  const at::Tensor halted = resets == Resets::kNone  ? torch::zeros({b}, bool_opts)
+                            : resets == Resets::kAll ? torch::ones({b}, bool_opts)
+                                                     : carry.halted.to(device).to(torch::kBool);
   const Batch fresh = batch.to(device);
 
   Carry out;
@@ -100,8 +104,9 @@ Carry reset_halted(model::EqrModel& model, const Carry& carry, const Batch& batc
   if (a.variant == "feedforward") {
     std::tie(out.z_h, out.z_l) = initial_states(model, b, gen);
   } else {
-    const at::Tensor idx = halted.nonzero().flatten();
-    const int64_t n = idx.numel();
+    // Only kFromCarry needs the halted rows on the host (nonzero: a device->host sync).
+    const at::Tensor idx = resets == Resets::kFromCarry ? halted.nonzero().flatten() : at::Tensor();
+    const int64_t n = resets == Resets::kNone ? 0 : resets == Resets::kAll ? b : idx.numel();
     if (n == b) {
       std::tie(out.z_h, out.z_l) = initial_states(model, b, gen);
     } else if (n > 0) {

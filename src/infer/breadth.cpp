@@ -40,7 +40,10 @@ std::pair<at::Tensor, at::Tensor> trajectory_initial_states(model::EqrModel& mod
   ls.reserve(puzzles.size());
   const auto device = model->device();
   for (size_t i = 0; i < puzzles.size(); ++i) {
-    at::Generator g = model::make_generator(device, trajectory_seed(seed, puzzles[i], inits[i]));
+    // Drawn on the CPU whatever the model's device (then copied): a trajectory starts from the same state on
+    // every device, so a CUDA evaluation can be held against a CPU one. Cost: 2*S*D draws per trajectory,
+    // once per trajectory (not per step).
+    at::Generator g = model::make_generator(c10::Device(c10::kCPU), trajectory_seed(seed, puzzles[i], inits[i]));
     auto [h, l] = dynamics::initial_states(model, 1, g);
     hs.push_back(h);
     ls.push_back(l);

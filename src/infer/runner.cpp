@@ -188,6 +188,21 @@ struct Pending {
   int64_t done = 0;
 };
 
+/// A row read on the host after a step: its snapshot, and whether it stops now.
+struct RowRead {
+  int64_t row = 0;
+  bool stops = false;
+  Snapshot snap;
+};
+
+/// True when ids == {0, 1, ..., n-1}: the rows are a prefix and a slice serves (no index upload).
+bool is_prefix(const std::vector<int64_t>& ids) {
+  for (size_t k = 0; k < ids.size(); ++k) {
+    if (ids[k] != static_cast<int64_t>(k)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions options,
@@ -236,14 +251,30 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
                                         torch::TensorOptions().dtype(torch::kFloat).device(device));
   at::Tensor ring = torch::zeros({rows, w}, torch::TensorOptions().dtype(torch::kFloat).device(device));
   at::Tensor below = torch::zeros({rows}, long_opts);
+  // Fixed scheduler: every row of a batch starts together and stops at max_depth, so the host knows the
+  // step count t of all rows and which steps need a read (a requested depth, or the stop). Per-step values
+  // for the trace and keep_residuals stay on the device until the stop: hist (3, B, T) float64 holds each
+  // row's residual, exact flag and cell accuracy after step t in column t-1.
+  const bool fixed = options.depth.kind == SchedulerKind::kFixed;
+  const int64_t max_depth = options.depth.max_depth;
+  at::Tensor hist;
+  if (fixed) hist = torch::zeros({3, rows, max_depth}, torch::TensorOptions().dtype(torch::kDouble).device(device));
+  int64_t batch_t = 0;  // fixed: steps taken by every row of the current batch
+  // Device -> host copies in the step loop (each waits for the queued steps): counted in host_syncs.
+  const auto to_host = [&](const at::Tensor& t) {
+    ++summary.host_syncs;
+    return t.cpu();
+  };
 
   std::vector<Slot> slots(static_cast<size_t>(rows));
   std::map<int64_t, Pending> pending;
   int64_t next = 0;
 
-  // Loads the next trajectories of the queue into the given rows.
+  // Loads the next trajectories of the queue into the given rows. Rows 0..n-1 (always so under the fixed
+  // scheduler) are written through slices; other row sets upload an index (a host -> device copy).
   const auto load = [&](const std::vector<int64_t>& row_ids) {
     if (row_ids.empty()) return;
+    const int64_t n = static_cast<int64_t>(row_ids.size()), first = next;
     std::vector<int64_t> ps, inits;
     for (int64_t row : row_ids) {
       const int64_t traj = next++;
@@ -256,18 +287,24 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
       s.result.init = traj % r;
       s.result.at_depth.reserve(n_depths);
     }
-    const at::Tensor idx = torch::tensor(row_ids, torch::kLong).to(device);
-    std::vector<int64_t> rows_of;
-    for (int64_t row : row_ids) rows_of.push_back(slots[static_cast<size_t>(row)].result.puzzle);
-    const at::Tensor pidx = torch::tensor(rows_of, torch::kLong).to(device);
+    // Trajectories first..first+n-1 of the queue belong to puzzles (first+k) / r.
+    const at::Tensor pidx = torch::div(torch::arange(first, first + n, long_opts), r, "floor");
     auto [h, l] = trajectory_initial_states(model, options.seed, ps, inits);
-    carry.z_h.index_put_({idx}, h.to(carry.z_h.dtype()));
-    carry.z_l.index_put_({idx}, l.to(carry.z_l.dtype()));
-    carry.data.inputs.index_put_({idx}, all_inputs.index_select(0, pidx));
-    carry.data.labels.index_put_({idx}, all_labels.index_select(0, pidx));
-    carry.steps.index_put_({idx}, torch::zeros({idx.size(0)}, carry.steps.options()));
-    ring.index_put_({idx}, torch::zeros({idx.size(0), w}, ring.options()));
-    below.index_put_({idx}, torch::zeros({idx.size(0)}, below.options()));
+    const at::Tensor idx = is_prefix(row_ids) ? at::Tensor() : torch::tensor(row_ids, torch::kLong).to(device);
+    const auto put = [&](at::Tensor& dst, const at::Tensor& src) {
+      if (idx.defined()) {
+        dst.index_put_({idx}, src);
+      } else {
+        dst.narrow(0, 0, n).copy_(src);
+      }
+    };
+    put(carry.z_h, h.to(carry.z_h.dtype()));
+    put(carry.z_l, l.to(carry.z_l.dtype()));
+    put(carry.data.inputs, all_inputs.index_select(0, pidx));
+    put(carry.data.labels, all_labels.index_select(0, pidx));
+    put(carry.steps, torch::zeros({n}, carry.steps.options()));
+    put(ring, torch::zeros({n, w}, ring.options()));
+    put(below, torch::zeros({n}, below.options()));
   };
   {
     std::vector<int64_t> all(static_cast<size_t>(rows));
@@ -275,8 +312,11 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
     load(all);
   }
 
+  // The runner loads every row itself: no row is ever halted inside step() (no nonzero() sync).
+  dynamics::StepOptions step_options;
+  step_options.resets = dynamics::Resets::kNone;
   while (!slots.empty()) {
-    dynamics::StepOutput out = dynamics::step(model, carry, carry.data, noise);
+    dynamics::StepOutput out = dynamics::step(model, carry, carry.data, noise, step_options);
     carry = std::move(out.carry);
     ++summary.batch_steps;
 
@@ -299,57 +339,111 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
     prev_logits = logits;
 
     const at::Tensor q = out.q_halt_logits.to(torch::kFloat);
-    const at::Tensor stop = should_stop(options.depth, steps, out.residual, q, below);
-
-    const at::Tensor host = torch::stack({steps.to(torch::kDouble), out.residual.to(torch::kDouble),
-                                          exact.to(torch::kDouble), cell, stop.to(torch::kDouble),
-                                          q.to(torch::kDouble), score.to(torch::kDouble)})
-                                .cpu();
-    const auto hv = host.accessor<double, 2>();
     const int64_t b = static_cast<int64_t>(slots.size());
+    const int64_t s_len = arch.seq_len;
 
-    std::vector<int64_t> snap_rows;
-    for (int64_t i = 0; i < b; ++i) {
-      Slot& s = slots[static_cast<size_t>(i)];
-      const int64_t t = static_cast<int64_t>(hv[0][i]);
-      summary.trace.add(static_cast<size_t>(t - 1), hv[1][i], hv[2][i] > 0.5, hv[3][i]);
-      if (options.keep_residuals) s.result.residuals.push_back(static_cast<float>(hv[1][i]));
-      const bool stops = hv[4][i] > 0.5;
-      if (stops || (s.next_depth < n_depths && options.depths[s.next_depth] == t)) snap_rows.push_back(i);
+    // The rows read now (a requested depth or a stop), as host values.
+    std::vector<RowRead> reads;
+    if (fixed) {
+      // No copy unless this step is a requested depth or the stop: one copy per such event.
+      ++batch_t;
+      hist.narrow(1, 0, b).select(2, batch_t - 1).copy_(
+          torch::stack({out.residual.to(torch::kDouble), exact.to(torch::kDouble), cell}));
+      summary.trajectory_steps += b;
+      const bool stops = batch_t >= max_depth;
+      if (stops || std::binary_search(options.depths.begin(), options.depths.end(), batch_t)) {
+        // Per row: prediction (S), residual, exact, cell, q_halt, score, and at the stop the T columns of
+        // each hist plane: (B, S + 5 [+ 3T]) float64 (token ids and flags are exact in float64).
+        std::vector<at::Tensor> parts = {
+            preds.to(torch::kDouble),
+            torch::stack({out.residual.to(torch::kDouble), exact.to(torch::kDouble), cell, q.to(torch::kDouble),
+                          score.to(torch::kDouble)},
+                         1)};
+        if (stops) parts.push_back(hist.narrow(1, 0, b).permute({1, 0, 2}).reshape({b, 3 * max_depth}));
+        const at::Tensor host = to_host(torch::cat(parts, 1));
+        const auto hv = host.accessor<double, 2>();
+        for (int64_t i = 0; i < b; ++i) {
+          RowRead rd;
+          rd.row = i;
+          rd.stops = stops;
+          rd.snap.prediction.resize(static_cast<size_t>(s_len));
+          for (int64_t j = 0; j < s_len; ++j) rd.snap.prediction[static_cast<size_t>(j)] = static_cast<uint8_t>(hv[i][j]);
+          rd.snap.steps = batch_t;
+          rd.snap.residual = hv[i][s_len];
+          rd.snap.exact = hv[i][s_len + 1] > 0.5;
+          rd.snap.cell_accuracy = hv[i][s_len + 2];
+          rd.snap.q_halt = hv[i][s_len + 3];
+          rd.snap.convergence_score = hv[i][s_len + 4];
+          reads.push_back(std::move(rd));
+          if (!stops) continue;
+          // Steps 1..T of this row, in the order (step-major per row) the per-step reads added them.
+          const int64_t base = s_len + 5;
+          Slot& sl = slots[static_cast<size_t>(i)];
+          for (int64_t t = 0; t < max_depth; ++t) {
+            const double res = hv[i][base + t];
+            summary.trace.add(static_cast<size_t>(t), res, hv[i][base + max_depth + t] > 0.5,
+                              hv[i][base + 2 * max_depth + t]);
+            if (options.keep_residuals) sl.result.residuals.push_back(static_cast<float>(res));
+          }
+        }
+        if (stops) batch_t = 0;  // every row stops; the next batch starts at step 0
+      }
+    } else {
+      // Adaptive: the stop decision is needed on the host after every step (one copy per step, plus one
+      // for the predictions of the rows read).
+      const at::Tensor stop = should_stop(options.depth, steps, out.residual, q, below);
+      const at::Tensor host = to_host(torch::stack({steps.to(torch::kDouble), out.residual.to(torch::kDouble),
+                                                    exact.to(torch::kDouble), cell, stop.to(torch::kDouble),
+                                                    q.to(torch::kDouble), score.to(torch::kDouble)}));
+      const auto hv = host.accessor<double, 2>();
+      std::vector<int64_t> snap_rows;
+      for (int64_t i = 0; i < b; ++i) {
+        Slot& sl = slots[static_cast<size_t>(i)];
+        const int64_t t = static_cast<int64_t>(hv[0][i]);
+        summary.trace.add(static_cast<size_t>(t - 1), hv[1][i], hv[2][i] > 0.5, hv[3][i]);
+        if (options.keep_residuals) sl.result.residuals.push_back(static_cast<float>(hv[1][i]));
+        const bool stops = hv[4][i] > 0.5;
+        if (stops || (sl.next_depth < n_depths && options.depths[sl.next_depth] == t)) snap_rows.push_back(i);
+      }
+      summary.trajectory_steps += b;
+      if (!snap_rows.empty()) {
+        const at::Tensor sel = torch::tensor(snap_rows, torch::kLong).to(device);
+        const at::Tensor grid = to_host(preds.index_select(0, sel).to(torch::kUInt8)).contiguous();
+        const uint8_t* g = grid.data_ptr<uint8_t>();
+        for (size_t k = 0; k < snap_rows.size(); ++k) {
+          const int64_t i = snap_rows[k];
+          RowRead rd;
+          rd.row = i;
+          rd.stops = hv[4][i] > 0.5;
+          rd.snap.prediction.assign(g + static_cast<int64_t>(k) * s_len, g + (static_cast<int64_t>(k) + 1) * s_len);
+          rd.snap.steps = static_cast<int64_t>(hv[0][i]);
+          rd.snap.residual = hv[1][i];
+          rd.snap.exact = hv[2][i] > 0.5;
+          rd.snap.cell_accuracy = hv[3][i];
+          rd.snap.q_halt = hv[5][i];
+          rd.snap.convergence_score = hv[6][i];
+          reads.push_back(std::move(rd));
+        }
+      }
     }
-    summary.trajectory_steps += b;
     if (progress) {
       progress->set(summary.trajectory_steps, std::to_string(puzzles_done) + "/" + std::to_string(p_total) + " puzzles");
     }
 
     std::vector<int64_t> stopped;
-    if (!snap_rows.empty()) {
-      const at::Tensor sel = torch::tensor(snap_rows, torch::kLong).to(device);
-      const at::Tensor grid = preds.index_select(0, sel).to(torch::kUInt8).cpu().contiguous();
-      const uint8_t* g = grid.data_ptr<uint8_t>();
-      const int64_t s_len = arch.seq_len;
-      for (size_t k = 0; k < snap_rows.size(); ++k) {
-        const int64_t i = snap_rows[k];
-        Slot& s = slots[static_cast<size_t>(i)];
-        Snapshot snap;
-        snap.prediction.assign(g + static_cast<int64_t>(k) * s_len, g + (static_cast<int64_t>(k) + 1) * s_len);
-        snap.steps = static_cast<int64_t>(hv[0][i]);
-        snap.residual = hv[1][i];
-        snap.exact = hv[2][i] > 0.5;
-        snap.cell_accuracy = hv[3][i];
-        snap.q_halt = hv[5][i];
-        snap.convergence_score = hv[6][i];
-        if (hv[4][i] > 0.5) {
-          // Stopped: this state is what a run capped at any remaining depth would end with.
-          while (s.next_depth < n_depths) {
-            s.result.at_depth.push_back(snap);
-            ++s.next_depth;
-          }
-          stopped.push_back(i);
-        } else {
-          s.result.at_depth.push_back(std::move(snap));
-          ++s.next_depth;
+    for (RowRead& rd : reads) {
+      Slot& sl = slots[static_cast<size_t>(rd.row)];
+      if (rd.stops) {
+        // Stopped: this state is what a run capped at any remaining depth would end with.
+        while (sl.next_depth < n_depths) {
+          sl.result.at_depth.push_back(rd.snap);
+          ++sl.next_depth;
         }
+        sl.result.steps = rd.snap.steps;
+        stopped.push_back(rd.row);
+      } else {
+        sl.result.at_depth.push_back(std::move(rd.snap));
+        ++sl.next_depth;
       }
     }
     if (stopped.empty()) continue;
@@ -357,7 +451,6 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
     // Finished trajectories go to their puzzle; a puzzle with all R done goes to the caller.
     for (int64_t i : stopped) {
       Slot& s = slots[static_cast<size_t>(i)];
-      s.result.steps = static_cast<int64_t>(hv[0][i]);
       const int64_t p = s.result.puzzle, init = s.result.init;
       Pending& pend = pending[p];
       if (pend.result.trajectories.empty()) {
@@ -388,19 +481,20 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
       }
       slots = std::move(kept);
       if (slots.empty()) break;
-      const at::Tensor k = torch::tensor(keep, torch::kLong).to(device);
-      carry.z_h = carry.z_h.index_select(0, k);
-      carry.z_l = carry.z_l.index_select(0, k);
-      carry.steps = carry.steps.index_select(0, k);
-      carry.halted = carry.halted.index_select(0, k);
-      carry.data.inputs = carry.data.inputs.index_select(0, k);
-      carry.data.labels = carry.data.labels.index_select(0, k);
-      if (carry.data.puzzle_identifiers.defined()) {
-        carry.data.puzzle_identifiers = carry.data.puzzle_identifiers.index_select(0, k);
-      }
-      prev_logits = prev_logits.index_select(0, k);
-      ring = ring.index_select(0, k);
-      below = below.index_select(0, k);
+      // Kept rows 0..k-1 (always so under the fixed scheduler) are a slice; others upload an index.
+      const int64_t n_keep = static_cast<int64_t>(keep.size());
+      const at::Tensor k = is_prefix(keep) ? at::Tensor() : torch::tensor(keep, torch::kLong).to(device);
+      const auto take = [&](const at::Tensor& t) { return k.defined() ? t.index_select(0, k) : t.narrow(0, 0, n_keep); };
+      carry.z_h = take(carry.z_h);
+      carry.z_l = take(carry.z_l);
+      carry.steps = take(carry.steps);
+      carry.halted = take(carry.halted);
+      carry.data.inputs = take(carry.data.inputs);
+      carry.data.labels = take(carry.data.labels);
+      if (carry.data.puzzle_identifiers.defined()) carry.data.puzzle_identifiers = take(carry.data.puzzle_identifiers);
+      prev_logits = take(prev_logits);
+      ring = take(ring);
+      below = take(below);
     }
   }
   EQR_CHECK(pending.empty(), RuntimeError, "eval runner: ", pending.size(), " puzzles unfinished at the end");

@@ -116,4 +116,24 @@ int64_t EqrModelImpl::num_parameters() const {
 
 int64_t EqrModelImpl::blocks_per_step() const { return model::blocks_per_step(arch()); }
 
+StepFlops step_matmul_flops(EqrModelImpl& model, int64_t batch) {
+  const auto& a = model.arch();
+  const double b = static_cast<double>(batch), s = static_cast<double>(a.seq_len),
+               d = static_cast<double>(a.hidden_size), v = static_cast<double>(a.vocab_size);
+  double per_call = 0;  // one L_level call (l_layers blocks)
+  for (const auto& p : model.L_level->named_parameters(/*recurse=*/true)) {
+    if (p.value().dim() != 2) continue;
+    const bool token_mixing = p.key().find("mlp_t.") != std::string::npos;
+    per_call += 2.0 * (token_mixing ? b * d : b * s) * static_cast<double>(p.value().numel());
+  }
+  if (!a.mlp_t) per_call += static_cast<double>(a.l_layers) * 4.0 * b * s * s * d;
+  const double head = 2.0 * b * s * d * v;
+  const double calls = static_cast<double>(a.h_cycles * (a.l_cycles + 1));
+  const double grad_calls = static_cast<double>(a.l_cycles + 1);
+  StepFlops f;
+  f.eval = calls * per_call + head;
+  f.train = f.eval + 2.0 * (grad_calls * per_call + head);
+  return f;
+}
+
 }  // namespace eqr::model

@@ -22,8 +22,13 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "eqr/core/device.h"
 #include "eqr/core/error.h"
 #include "eqr/core/logging.h"
+
+#ifdef EQR_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
 
 // ---- c10d backends available in this build ----
 #if defined(EQR_HAVE_GLOO) && defined(USE_C10D_GLOO) && \
@@ -88,6 +93,25 @@ DistEnv DistEnv::from_environment() {
   EQR_CHECK(e.master_port > 0 && e.master_port < 65536, ConfigError, "MASTER_PORT=", e.master_port,
             ": expected a TCP port in 1..65535");
   return e;
+}
+
+c10::Device rank_device(const c10::Device& requested, const DistEnv& env) {
+  if (requested.is_cuda() && env.world_size > 1) {
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  }
+  return requested;
+}
+
+void use_device(const c10::Device& device) {
+  if (!device.is_cuda()) return;
+  const int index = device.has_index() ? device.index() : 0;
+  const int visible = cuda_device_count();
+  EQR_CHECK(index >= 0 && index < visible, UsageError, "device ", device.str(), ": only ", visible,
+            " CUDA device(s) visible; with several processes per node each rank uses cuda:<LOCAL_RANK>, so "
+            "start at most as many processes per node as there are GPUs");
+#ifdef EQR_WITH_CUDA
+  c10::cuda::set_device(static_cast<c10::DeviceIndex>(index));
+#endif
 }
 
 bool distributed_available(const c10::Device& device) {

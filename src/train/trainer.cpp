@@ -8,6 +8,8 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <optional>
 
 #include <torch/torch.h>
 
@@ -26,9 +28,11 @@
 #include "eqr/io/checkpoint.h"
 #include "eqr/io/reference_checkpoint.h"
 #include "eqr/model/eqr_model.h"
+#include "eqr/model/init.h"
 #include "eqr/train/adam_atan2.h"
 #include "eqr/train/distributed.h"
 #include "eqr/train/ema.h"
+#include "eqr/train/grad_norm.h"
 #include "eqr/train/loss.h"
 #include "eqr/train/lr_schedule.h"
 
@@ -76,11 +80,17 @@ data::PuzzleSource generator_source(const config::DataConfig& cfg) {
   };
 }
 
-dynamics::Batch to_dyn(const data::Batch& b) {
+/// The loader's batch on `device`. With a pinned (page-locked) host batch the copies are asynchronous
+/// (non_blocking): the host tensors may be freed right after, because LibTorch's caching host allocator
+/// records the copy on the stream and hands the block out again only once the copy is done; the loop also
+/// keeps each host batch alive until the next one arrives. Shapes as data::Batch: (B, S), (B, S), (B).
+dynamics::Batch to_device(const data::Batch& b, const c10::Device& device) {
+  const bool non_blocking = device.is_cuda() && b.inputs.is_pinned();
+  auto move = [&](const at::Tensor& t) { return t.to(device, t.scalar_type(), non_blocking); };
   dynamics::Batch d;
-  d.inputs = b.inputs;
-  d.labels = b.labels;
-  d.puzzle_identifiers = b.puzzle_identifiers;
+  d.inputs = move(b.inputs);
+  d.labels = move(b.labels);
+  d.puzzle_identifiers = move(b.puzzle_identifiers);
   return d;
 }
 
@@ -96,36 +106,45 @@ void write_json(const fs::path& path, const Json& j) {
   out << j.dump(2) << "\n";
 }
 
-/// Fixed-depth evaluation at breadth 1: the reference's eval during training (spec §3, §5).
+}  // namespace
+
 TrainEvalResult evaluate_split(model::EqrModel& model, const std::shared_ptr<const data::SplitData>& split,
                                int64_t depth, int64_t batch_size, uint64_t seed, Distributed& dist) {
   torch::NoGradGuard no_grad;
-  const bool was_training = model->is_training();
+  struct ModeGuard {  // back to the caller's mode, also when a step throws
+    model::EqrModel& m;
+    bool was_training;
+    ~ModeGuard() { m->train(was_training); }
+  } mode_guard{model, model->is_training()};
   model->eval();
+  const c10::Device device = model->device();
   data::LoaderOptions lo;
   lo.mode = data::LoaderMode::kTest;
   lo.global_batch_size = batch_size;
   lo.rank = dist.rank();
   lo.world_size = dist.world_size();
   lo.prefetch_batches = 0;
+  lo.pin_memory = device.is_cuda();
   data::Loader loader(split, lo);
-  const c10::Device device = model->device();
-  at::Generator gen = device.is_cpu() ? make_cpu_generator(derive_seed(seed, dist.rank()))
-                                      : at::globalContext().defaultGenerator(device);
-  if (!device.is_cpu()) gen.set_current_seed(derive_seed(seed, dist.rank()));
+  // Its own generator: evaluation neither reseeds nor advances the training generator or torch's global ones.
+  at::Generator gen = model::make_generator(device, derive_seed(seed, static_cast<uint64_t>(dist.rank())));
 
   // sums: puzzles, exact, cell accuracy, final residual
   auto sums = torch::zeros({4}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
   while (auto batch = loader.next()) {
-    const dynamics::Batch b = to_dyn(*batch).to(device);
+    const dynamics::Batch b = to_device(*batch, device);
+    const auto valid = batch->example_indices.to(device, torch::kLong, /*non_blocking=*/device.is_cuda()) >= 0;  // (B)
     dynamics::Carry carry = dynamics::initial_carry(model, b);
     dynamics::StepOutput out;
     for (int64_t t = 0; t < depth; ++t) {
-      out = dynamics::step(model, carry, b, gen);
+      // The host knows which rows restart: all on the first step (initial_carry), none later (step() returns
+      // halted all false and no halting rule runs), so the reset needs no device->host sync.
+      dynamics::StepOptions so;
+      so.resets = t == 0 ? dynamics::Resets::kAll : dynamics::Resets::kNone;
+      out = dynamics::step(model, carry, b, gen, so);
       carry = out.carry;  // halted stays false: every row runs exactly `depth` steps
     }
     const auto labels = carry.data.labels.to(torch::kLong);
-    const auto valid = batch->example_indices.to(device) >= 0;  // (B) real rows
     const auto mask = labels != kIgnoreLabelId;                  // (B, S)
     const auto preds = out.logits.argmax(-1);
     const auto right = (preds == labels) & mask;
@@ -146,9 +165,14 @@ TrainEvalResult evaluate_split(model::EqrModel& model, const std::shared_ptr<con
   r.exact_accuracy = v[1] / n;
   r.cell_accuracy = v[2] / n;
   r.mean_final_residual = v[3] / n;
-  if (was_training) model->train();
   return r;
 }
+
+at::Generator training_generator(const c10::Device& device, uint64_t seed, int rank) {
+  return model::make_generator(device, derive_seed(seed, stream_id("train") + static_cast<uint64_t>(rank)));
+}
+
+namespace {
 
 io::TensorMap to_map(const torch::OrderedDict<std::string, at::Tensor>& d) {
   io::TensorMap m;
@@ -228,12 +252,91 @@ std::string fmt_metric(double x) {
   return buf;
 }
 
+/// Watches the loss for non-finite values without a host sync per step: the first bad step and its loss
+/// stay on the device (0-dim tensors) until check(), which the loop calls at log steps, before every
+/// evaluation and checkpoint, and at the end. Every rank calls check() at the same steps (a collective).
+class NonFiniteWatch {
+ public:
+  explicit NonFiniteWatch(const c10::Device& device)
+      : first_step_(torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device))),
+        value_(torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device))) {}
+
+  /// Records `loss` (0-dim) of optimisation step `step` >= 1; only the first non-finite one is kept.
+  void observe(const at::Tensor& loss, int64_t step) {
+    torch::NoGradGuard no_grad;
+    const at::Tensor l = loss.detach().to(torch::kFloat64);
+    const at::Tensor first_bad = torch::logical_not(torch::isfinite(l)).logical_and(first_step_ == 0);
+    first_step_.add_(first_bad.to(torch::kLong) * step);
+    value_ = torch::where(first_bad, l, value_);
+  }
+
+  /// Throws RuntimeError naming the first non-finite step over all ranks, if there was one.
+  void check(Distributed& dist, const std::string& last_checkpoint) {
+    const double local = static_cast<double>(first_step_.item<int64_t>());  // the sync, at check points only
+    auto first = torch::full({1}, local > 0 ? local : std::numeric_limits<double>::infinity(),
+                             torch::TensorOptions().dtype(torch::kFloat64).device(first_step_.device()));
+    dist.all_reduce(first, ReduceOp::Min);
+    const double step = first.item<double>();
+    if (!std::isfinite(step)) return;
+    const std::string value = local == step ? " (" + fmt_metric(value_.item<double>()) + ")" : std::string();
+    EQR_FAIL(RuntimeError, "non-finite loss", value, " at step ", static_cast<int64_t>(step),
+             "; the run stopped and the last checkpoint on disk (",
+             last_checkpoint.empty() ? "none yet" : last_checkpoint,
+             ") is intact. Lower train.lr or set train.grad_clip_norm.");
+  }
+
+ private:
+  at::Tensor first_step_;  // 0-dim int64 on the device: first step with a non-finite loss, 0 = none yet
+  at::Tensor value_;       // 0-dim float64: that loss
+};
+
+/// Halted rows by supervision steps at halt, summed on the device since the last histogram line.
+class StepsHistogram {
+ public:
+  StepsHistogram(int64_t halt_max_steps, const c10::Device& device)
+      : counts_(torch::zeros({halt_max_steps + 1}, torch::TensorOptions().dtype(torch::kFloat64).device(device))) {}
+
+  /// halted (B) bool, steps (B) integer (after the step), row_count (B) labelled cells: rows count when
+  /// halted with labelled cells, as the train/* metrics (and the reference's raw_steps) count them.
+  void add(const at::Tensor& halted, const at::Tensor& steps, const at::Tensor& row_count) {
+    torch::NoGradGuard no_grad;
+    const at::Tensor valid = halted.to(torch::kBool).logical_and(row_count > 0).to(torch::kFloat64);
+    counts_.index_add_(0, steps.to(torch::kLong).clamp(0, counts_.size(0) - 1), valid);
+  }
+
+  /// Sums over ranks (a collective), writes train/steps_hist {"steps": rows} (non-empty bins) and
+  /// train/steps_hist_count into `line`, and starts a new window.
+  void log(Distributed& dist, Json& line) {
+    dist.all_reduce(counts_, ReduceOp::Sum);
+    const at::Tensor c = counts_.cpu().clone();  // on the CPU, cpu() is counts_ itself, zeroed below
+    counts_.zero_();
+    const auto* v = c.data_ptr<double>();
+    Json hist = Json::object();
+    double total = 0;
+    for (int64_t k = 0; k < c.size(0); ++k) {
+      if (v[k] > 0) hist[std::to_string(k)] = static_cast<int64_t>(v[k]);
+      total += v[k];
+    }
+    line["train/steps_hist"] = hist;
+    line["train/steps_hist_count"] = static_cast<int64_t>(total);
+  }
+
+ private:
+  at::Tensor counts_;  // (halt_max_steps + 1) float64 on the device; index = steps at halt
+};
+
+/// The reference's rule for the optional interval logs (grad norms, steps histogram): step 1 and every
+/// `interval` steps; never when unset.
+bool interval_hit(const std::optional<int64_t>& interval, int64_t step) {
+  return interval.has_value() && *interval > 0 && (step == 1 || step % *interval == 0);
+}
+
 }  // namespace
 
 config::RunConfig load_run_config(const std::string& run_dir) {
   const fs::path p = fs::path(run_dir) / "config.yaml";
   EQR_CHECK(fs::exists(p), ConfigError, "run directory '", run_dir, "' has no config.yaml; is it an eqr run?");
-  return config::load(p.string());
+  return config::load(p.string(), {}, config::RemovedKeys::kWarn);  // written by an eqr, maybe an older one
 }
 
 TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& options) {
@@ -242,12 +345,10 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   result.run_dir = options.run_dir.empty() ? (fs::path(cfg.output_root) / cfg.name).string() : options.run_dir;
   const fs::path run_dir(result.run_dir);
 
-  // ---- processes and devices ----
+  // ---- processes and devices: the rank's device is current before any tensor or the process group ----
   const DistEnv env = DistEnv::from_environment();
-  c10::Device device = resolve_device(cfg.device);
-  if (device.is_cuda() && env.world_size > 1) {
-    device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
-  }
+  const c10::Device device = rank_device(resolve_device(cfg.device), env);
+  use_device(device);
   set_num_threads(cfg.num_threads);
   Distributed dist(env, device);
   const bool primary = dist.is_primary();
@@ -310,11 +411,10 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   lo.world_size = dist.world_size();
   lo.seed = static_cast<uint64_t>(tc.seed);
   lo.prefetch_batches = cfg.data.prefetch_batches;
+  lo.pin_memory = device.is_cuda();  // page-locked batches: asynchronous copies to the GPU
   st.loader = std::make_unique<data::Loader>(train_split, lo);
 
-  const uint64_t run_seed = derive_seed(static_cast<uint64_t>(tc.seed), stream_id("train") + dist.rank());
-  st.gen = device.is_cpu() ? make_cpu_generator(run_seed) : at::globalContext().defaultGenerator(device);
-  if (!device.is_cpu()) st.gen.set_current_seed(run_seed);
+  st.gen = training_generator(device, static_cast<uint64_t>(tc.seed), dist.rank());
   {
     dynamics::Batch shape;
     shape.inputs = torch::zeros({st.loader->local_batch_size(), cfg.arch.seq_len}, torch::kInt32);
@@ -338,6 +438,7 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
     EQR_CHECK(latest.has_value(), UsageError, "--resume ", run_dir.string(), ": no checkpoint found in ",
               (run_dir / "checkpoints").string());
     restore_checkpoint(st, io::load_checkpoint(*latest, device), *latest);
+    result.last_checkpoint = *latest;
     logger()->info("resumed from {} at step {}/{}", *latest, st.step, st.total_steps);
   }
   result.total_steps = st.total_steps;
@@ -351,7 +452,9 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   }
 
   const int64_t eval_batch = cfg.eval.global_batch_size.value_or(tc.global_batch_size);
+  NonFiniteWatch watch(device);
   auto evaluate = [&](int64_t step) {
+    watch.check(dist, result.last_checkpoint);
     Json line;
     line["step"] = step;
     auto put = [&](const std::string& prefix, const TrainEvalResult& r) {
@@ -386,6 +489,21 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
     }
   };
   auto checkpoint = [&]() {
+    // Never from a non-finite state: every loss so far finite, and the weights and carry it would store.
+    watch.check(dist, result.last_checkpoint);
+    {
+      torch::NoGradGuard no_grad;
+      std::vector<at::Tensor> finite;
+      for (const auto& p : st.model->parameters()) finite.push_back(torch::isfinite(p).all());
+      for (const auto& t : {st.carry.z_h, st.carry.z_l}) finite.push_back(torch::isfinite(t).all());
+      auto ok = torch::stack(finite).all().to(torch::kFloat64).reshape({1});
+      dist.all_reduce(ok, ReduceOp::Min);
+      EQR_CHECK(ok.item<double>() > 0, RuntimeError, "non-finite weights or latent states after step ", st.step,
+                " although every loss up to it was finite (the last update overflowed); the run stopped "
+                "without checkpointing, and the last checkpoint on disk (",
+                result.last_checkpoint.empty() ? "none yet" : result.last_checkpoint,
+                ") is intact. Lower train.lr or set train.grad_clip_norm.");
+    }
     dist.barrier();
     if (!primary) return;
     result.last_checkpoint = io::write_run_checkpoint(run_dir.string(), st.step, make_checkpoint(st, cfg));
@@ -400,11 +518,14 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   progress.set(st.step);
   auto window_start = std::chrono::steady_clock::now();
   const auto loop_start = window_start;
-  // The time limit is decided together (any rank over it stops all), so no rank waits in a collective.
+  // The time limit. One process: the host clock, every step (no tensor, no sync). Several: decided together
+  // (any rank over it stops all, so no rank waits alone in a collective), and only when the step count is a
+  // multiple of train.log_interval_steps, the same steps on every rank; a run may overshoot by up to that many steps.
   auto time_is_up = [&] {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
     const bool over = elapsed >= 60.0 * *tc.time_limit_minutes;
     if (!dist.active()) return over;
+    if (st.step % tc.log_interval_steps != 0) return false;
     auto flag = torch::full({1}, over ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(device));
     dist.all_reduce(flag, ReduceOp::Max);
     return flag.item<double>() > 0;
@@ -412,7 +533,16 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   int64_t window_steps = 0;
   MetricSums window_sums;  // metric sums of the steps since the last log line
   const std::vector<at::Tensor> params = st.model->parameters();
+  std::optional<StepsHistogram> steps_hist;
+  if (tc.steps_hist_log_interval_steps) steps_hist.emplace(cfg.arch.halt_max_steps, device);
+  dynamics::StepOptions step_options;
+  step_options.gradient_checkpoint = tc.gradient_checkpoint;
+  // The host batch of the step in flight: kept alive until the next batch replaces it (see to_device).
+  std::optional<data::Batch> batch;
 
+  // No host sync inside a step: the loss check, grad norm, histogram and metrics stay on the device and are
+  // read only at log steps (train.log_interval_steps and the two optional interval logs), before evaluations
+  // and checkpoints, and at the end.
   while (st.step < st.total_steps) {
     if (options.stop_after_steps > 0 && st.step - first_step >= options.stop_after_steps) break;
     if (tc.time_limit_minutes && time_is_up()) {
@@ -426,20 +556,25 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
       result.interrupted = true;
       break;
     }
-    auto batch = st.loader->next();
+    batch = st.loader->next();
     EQR_CHECK(batch.has_value(), RuntimeError, "the training loader ran out of batches at step ", st.step);
     const int64_t s = st.step + 1;
 
-    dynamics::StepOutput out = dynamics::step(st.model, st.carry, to_dyn(*batch).to(device), st.gen);
+    dynamics::StepOutput out = dynamics::step(st.model, st.carry, to_device(*batch, device), st.gen, step_options);
     dynamics::apply_reference_halting(out.carry, out.q_halt_logits.detach(), halting, st.gen);
     const StepLoss loss = compute_step_loss(out.logits, out.carry.data.labels.to(torch::kLong), out.q_halt_logits,
                                             loss_type, tc.q_halt_loss_weight);
-    (loss.total / static_cast<double>(tc.global_batch_size)).backward();
+    at::Tensor total = loss.total;
+    if (options.inject_nan_loss_at_step == s) total = total * std::numeric_limits<double>::quiet_NaN();
+    watch.observe(total, s);
+    (total / static_cast<double>(tc.global_batch_size)).backward();
     dist.all_reduce_gradients(params);
-    double grad_norm = std::nan("");
-    if (tc.grad_clip_norm) {
-      grad_norm = torch::nn::utils::clip_grad_norm_(params, *tc.grad_clip_norm);
-    }
+    // Grad norms (tensors on the device) only when clipping needs them or a log reads them.
+    const bool grad_norm_now = interval_hit(tc.grad_norm_log_interval_steps, s);
+    const bool log_now = (s % tc.log_interval_steps == 0) || s == st.total_steps;
+    GradNorms norms;
+    if (tc.grad_clip_norm || grad_norm_now) norms = grad_norms(params);
+    if (tc.grad_clip_norm) clip_grads_(params, norms, *tc.grad_clip_norm);
     const double lr = schedule(s);
     st.optimizer->set_lr(lr);
     st.optimizer->step();
@@ -459,14 +594,14 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
       window_sums.min = torch::minimum(window_sums.min, step_sums.min);
       window_sums.max = torch::maximum(window_sums.max, step_sums.max);
     }
-    const bool log_now = (s % tc.log_interval_steps == 0) || s == st.total_steps;
-    const double total_loss = loss.total.item<double>();
-    if (!std::isfinite(total_loss)) {
-      EQR_FAIL(RuntimeError, "non-finite loss (", total_loss, ") at step ", s, "; the run stopped and the last ",
-               "checkpoint on disk (", result.last_checkpoint.empty() ? "none yet" : result.last_checkpoint,
-               ") is intact. Lower train.lr or set train.grad_clip_norm.");
-    }
+    if (steps_hist) steps_hist->add(out.carry.halted, out.carry.steps, loss.row_count);
+    const bool hist_now = steps_hist && interval_hit(tc.steps_hist_log_interval_steps, s);
+
+    // One metrics line per step that logs anything: train/* (log interval), grad norms, steps histogram.
+    Json line;
+    line["step"] = s;
     if (log_now) {
+      watch.check(dist, result.last_checkpoint);
       MetricSums sums = window_sums;
       window_sums = MetricSums{};
       dist.all_reduce(sums.sum, ReduceOp::Sum);
@@ -476,8 +611,6 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
       const auto metrics = finalize_metrics(sums, static_cast<double>(tc.global_batch_size * window_steps));
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
-      Json line;
-      line["step"] = s;
       line["epoch"] = batch->epoch;
       line["train/lr"] = lr;
       for (const auto& [k, v] : metrics) {
@@ -487,13 +620,19 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
       line["train/halted_fraction"] = out.carry.halted.to(torch::kFloat32).mean().item<double>();
       line["train/steps_per_s"] = secs > 0 ? window_steps / secs : 0.0;
       line["train/rows_per_s"] = secs > 0 ? window_steps * tc.global_batch_size / secs : 0.0;
-      if (tc.grad_clip_norm) line["train/grad_norm"] = grad_norm;
-      if (primary) append_jsonl(run_dir / "metrics.jsonl", line);
       progress.set(s, "loss " + fmt_metric(metrics.at("lm_loss")) + " exact " +
                           fmt_metric(metrics.at("exact_accuracy")) + " steps@halt " + fmt_metric(metrics.at("steps")));
       window_start = std::chrono::steady_clock::now();
       window_steps = 0;
     }
+    // Gradients are all-reduced before their norm, so every rank holds the same norms: no collective here.
+    if ((grad_norm_now || (log_now && tc.grad_clip_norm)) && norms.defined()) {
+      line["train/grad_norm"] = norms.total.item<double>();
+      line["train/grad_norm_max"] = norms.per_tensor.max().item<double>();
+      result.last_train_metrics["train/grad_norm"] = line["train/grad_norm"].get<double>();
+    }
+    if (hist_now) steps_hist->log(dist, line);
+    if (primary && line.size() > 1) append_jsonl(run_dir / "metrics.jsonl", line);
     if (tc.eval_interval_steps && s % *tc.eval_interval_steps == 0 && s < st.total_steps) evaluate(s);
     if (tc.checkpoint_interval_steps && s % *tc.checkpoint_interval_steps == 0 && s < st.total_steps) checkpoint();
   }

@@ -186,6 +186,29 @@ TEST(TrainDistributed, TrainerTwoRanksEqualOneProcess) {
 #endif
 }
 
+// With several ranks the time limit is decided collectively at log-interval steps only (one all-reduce per
+// log line instead of one per step): 1e-6 minutes is over at once, yet the ranks stop together at a multiple
+// of train.log_interval_steps, then checkpoint and evaluate.
+TEST(TrainDistributed, TimeLimitIsDecidedAtLogIntervalSteps) {
+#ifndef EQR_HAVE_GLOO
+  GTEST_SKIP() << "built without gloo (EQR_HAVE_GLOO): no CPU data parallel";
+#else
+  const auto root = eqr::test::temp_dir("dist_time");
+  const auto r = eqr::test::run_eqr(
+      "launch -n 2 -- train --no-progress --config '" + (eqr::test::source_dir() / "configs/ci_tiny.yaml").string() +
+      "' --set train.time_limit_minutes=1e-6 --set train.max_steps=500 --set train.epochs=1000"
+      " --set train.log_interval_steps=3 --set train.eval_interval_steps=null"
+      " --set train.checkpoint_interval_steps=null --run-dir '" + (root / "run").string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("stopped by the time limit"), std::string::npos) << r.out;
+  const auto latest = io::latest_checkpoint((root / "run").string());
+  ASSERT_TRUE(latest.has_value());
+  const int64_t step = io::load_checkpoint(*latest).meta.at("step").get<int64_t>();
+  EXPECT_EQ(step % 3, 0) << "stopped at step " << step << ", not at a log-interval step";
+  EXPECT_LT(step, 500);
+#endif
+}
+
 TEST(TrainDistributed, LaunchSetsEnvironmentPrefixesAndReturnsWorstCode) {
   const auto r = eqr::test::run_eqr(
       "launch -n 3 --exe /bin/sh -- -c "

@@ -21,6 +21,7 @@
 #include "eqr/core/error.h"
 #include "eqr/io/checkpoint.h"
 #include "eqr/train/trainer.h"
+#include "fixtures.h"
 #include "test_support.h"
 
 namespace eqr::train {
@@ -31,20 +32,9 @@ using eqr::test::source_dir;
 using eqr::test::temp_dir;
 
 config::RunConfig tiny(const fs::path& root, std::vector<std::string> extra = {}) {
-  extra.push_back("output_root=" + root.string());
-  extra.push_back("data.data_path=" + (root / "data").string());
-  return config::load((source_dir() / "configs/ci_tiny.yaml").string(), extra);
+  return eqr::test::ci_tiny_in(root, std::move(extra));
 }
-
-std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(p);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  }
-  return out;
-}
+using eqr::test::read_jsonl;
 
 /// train/lm_loss by step, from metrics.jsonl.
 std::map<int64_t, double> losses(const fs::path& run) {

@@ -62,7 +62,6 @@ TEST(ConfigDefaults, MatchReferenceSpecSection8) {
   // train (spec §3, §8)
   EXPECT_EQ(c.train.global_batch_size, 768);
   EXPECT_EQ(c.train.epochs, 50000);
-  EXPECT_EQ(c.train.train_epochs_per_iter, 5000);
   EXPECT_EQ(c.train.eval_interval_steps, 5000);
   EXPECT_EQ(c.train.checkpoint_interval_steps, 5000);
   EXPECT_FALSE(c.train.max_steps.has_value());
@@ -153,6 +152,34 @@ TEST(ConfigLoad, UnknownKeyNamesDottedPathAndValidKeys) {
                       {"arch.h_cyles", "did you mean 'arch.h_cycles'", "valid keys under 'arch'", "l_cycles",
                        "bad.yaml"});
   expect_config_error([&] { from_json(Tree::parse(R"({"trian": {}})")); }, {"'trian'", "train", "top level"});
+}
+
+TEST(ConfigLoad, RemovedKeyIsAClearErrorInUserConfigs) {
+  // train.train_epochs_per_iter was accepted and never read; it is gone, and a config that sets it says so.
+  const auto dir = temp_dir("cfg");
+  write_file(dir / "old.yaml", "train:\n  train_epochs_per_iter: 5000\n");
+  expect_config_error([&] { load((dir / "old.yaml").string()); },
+                      {"'train.train_epochs_per_iter' was removed", "delete the key", "old.yaml"});
+  expect_config_error([&] { load("", {"train.train_epochs_per_iter=2"}); }, {"train.train_epochs_per_iter", "removed"});
+  expect_config_error([] { from_json(Tree::parse(R"({"train": {"train_epochs_per_iter": 2}})"), RemovedKeys::kError); },
+                      {"train.train_epochs_per_iter", "removed"});
+  // Configs an older eqr stored in its checkpoints still load (the key is ignored with a warning) ...
+  const RunConfig stored = from_json(Tree::parse(R"({"train": {"train_epochs_per_iter": 2, "lr": 0.5}})"));
+  EXPECT_DOUBLE_EQ(stored.train.lr, 0.5);
+  EXPECT_FALSE(to_json(stored)["train"].contains("train_epochs_per_iter"));
+  // ... but only removed keys are forgiven; elsewhere the key is unknown as ever.
+  expect_config_error([] { from_json(Tree::parse(R"({"arch": {"train_epochs_per_iter": 2}})")); },
+                      {"unknown config key 'arch.train_epochs_per_iter'"});
+  ASSERT_FALSE(removed_keys().empty());
+  EXPECT_EQ(removed_keys().front().first, "train.train_epochs_per_iter");
+}
+
+TEST(ConfigLoad, IntervalLogKnobsAcceptNull) {
+  const RunConfig c = load("", {"train.steps_hist_log_interval_steps=null", "train.grad_norm_log_interval_steps=5"});
+  EXPECT_FALSE(c.train.steps_hist_log_interval_steps.has_value());
+  EXPECT_EQ(c.train.grad_norm_log_interval_steps.value(), 5);
+  expect_config_error([] { load("", {"train.grad_norm_log_interval_steps=0"}); },
+                      {"train.grad_norm_log_interval_steps", ">= 1"});
 }
 
 TEST(ConfigLoad, WrongTypeNamesKeyValueAndExpectation) {

@@ -252,5 +252,34 @@ TEST(DataLoader, MultiExamplePuzzlesFillUpToTheBatch) {
   }
 }
 
+TEST(DataLoader, PinMemoryNeedsCuda) {
+  const auto d = make_split(10, 1);
+  LoaderOptions o = train_opts(5, /*prefetch=*/2);
+  o.pin_memory = true;
+  if (torch::cuda::device_count() == 0) {
+    // Without CUDA there is no page-locked memory to give: a clear error, not a silent no-op.
+    try {
+      Loader l(d, o);
+      FAIL() << "expected ConfigError";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("pin_memory"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("CUDA"), std::string::npos) << e.what();
+    }
+    return;
+  }
+  // With CUDA: pinned batches, fresh tensors for every batch, the same rows as unpinned.
+  Loader pinned(d, o);
+  o.pin_memory = false;
+  Loader plain(d, o);
+  const auto a = pinned.next(), b = pinned.next(), c = plain.next();
+  ASSERT_TRUE(a && b && c);
+  for (const auto* t : {&a->inputs, &a->labels, &a->puzzle_identifiers, &a->example_indices}) {
+    EXPECT_TRUE(t->is_pinned());
+  }
+  EXPECT_NE(a->inputs.data_ptr(), b->inputs.data_ptr());
+  EXPECT_TRUE(a->inputs.equal(c->inputs));
+  EXPECT_FALSE(c->inputs.is_pinned());
+}
+
 }  // namespace
 }  // namespace eqr::data

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "fixtures.h"
 #include "eqr/core/error.h"
 #include "eqr/dynamics/carry.h"
 #include "eqr/dynamics/step.h"
@@ -20,19 +21,7 @@ constexpr int64_t kS = 16;
 constexpr int64_t kD = 32;
 constexpr int64_t kV = 6;
 
-config::ArchConfig tiny_arch() {
-  config::ArchConfig a;
-  a.hidden_size = kD;
-  a.num_heads = 4;
-  a.seq_len = kS;
-  a.vocab_size = kV;
-  a.board_height = 4;
-  a.board_width = 4;
-  a.l_layers = 2;
-  a.h_cycles = 3;
-  a.l_cycles = 2;
-  return a;
-}
+config::ArchConfig tiny_arch() { return eqr::test::tiny_arch_4x4(); }  // S 16, D 32, V 6
 
 model::EqrModel make_model(const config::ArchConfig& a, uint64_t seed = 0) {
   torch::manual_seed(seed);

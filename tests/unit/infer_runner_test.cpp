@@ -2,6 +2,7 @@
 // breadth prefixes, adaptive with tol 0 = fixed, compaction = running alone, convergence score.
 // Shape legend: P puzzles, R breadth, S = 16 cells, V = 6 vocab.
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -141,6 +142,138 @@ TEST(InferRunner, BreadthOneEqualsPlainRunWithTheSameSeed) {
     EXPECT_NEAR(tr.at_depth[1].convergence_score, convergence_scores(stack.slice(0, 0, 3), 3).item<float>(), 1e-4);
     EXPECT_TRUE(std::isnan(tr.at_depth[0].convergence_score));
   }
+}
+
+/// Independent reference for a fixed-depth run: plain dynamics::step loops over the runner's batches
+/// (batch_puzzles puzzles x R inits in repeat_interleave order, one noise generator across batches),
+/// with every per-trajectory value the runner reports computed here from the step outputs.
+struct PlainTraj {
+  std::vector<float> residuals;    // per step
+  std::vector<at::Tensor> logits;  // per step (S, V) float32
+  std::vector<double> q, cell;     // per step
+  std::vector<bool> exact;         // per step
+};
+std::vector<PlainTraj> plain_batches(model::EqrModel& m, const PuzzleSet& ps, int64_t r, int64_t batch_puzzles,
+                                     int64_t depth, uint64_t seed) {
+  torch::NoGradGuard g;
+  m->eval();
+  at::Generator noise = model::make_generator(torch::kCPU, derive_seed(seed, stream_id("noise")));
+  std::vector<PlainTraj> out(static_cast<size_t>(ps.size() * r));
+  for (int64_t p0 = 0; p0 < ps.size(); p0 += batch_puzzles) {
+    const int64_t p1 = std::min(ps.size(), p0 + batch_puzzles);
+    std::vector<int64_t> ids, inits;
+    for (int64_t p = p0; p < p1; ++p) {
+      for (int64_t i = 0; i < r; ++i) {
+        ids.push_back(p);
+        inits.push_back(i);
+      }
+    }
+    dynamics::Batch batch{repeat_rows(ps.inputs.slice(0, p0, p1), r), repeat_rows(ps.labels.slice(0, p0, p1), r),
+                          at::Tensor()};
+    dynamics::Carry carry = dynamics::initial_carry(m, batch);
+    std::tie(carry.z_h, carry.z_l) = trajectory_initial_states(m, seed, ids, inits);
+    carry.halted = torch::zeros_like(carry.halted);
+    carry.data = batch;
+    for (int64_t t = 0; t < depth; ++t) {
+      auto s = dynamics::step(m, carry, batch, noise);
+      carry = s.carry;
+      const at::Tensor logits = s.logits.to(torch::kFloat);
+      for (int64_t k = 0; k < batch.size(); ++k) {
+        PlainTraj& tr = out[static_cast<size_t>(p0 * r + k)];
+        tr.residuals.push_back(s.residual[k].item<float>());
+        tr.logits.push_back(logits[k]);
+        tr.q.push_back(static_cast<double>(s.q_halt_logits[k].item<float>()));
+        const at::Tensor labels = batch.labels[k].to(torch::kLong);
+        const at::Tensor pred = logits[k].argmax(-1);
+        const int64_t n = (labels != -100).sum().item<int64_t>();
+        const int64_t right = ((pred == labels) & (labels != -100)).sum().item<int64_t>();
+        tr.cell.push_back(static_cast<double>(right) / static_cast<double>(std::max<int64_t>(n, 1)));
+        tr.exact.push_back(n > 0 && right == n);
+      }
+    }
+  }
+  return out;
+}
+
+TEST(InferRunner, FixedRunReportsWhatAPlainStepLoopComputes) {
+  auto m = tiny_model(0.01);
+  const PuzzleSet ps = tiny_puzzles();
+  for (int64_t r : {1, 3}) {
+    const int64_t bp = 3, depth = 6;  // 7 puzzles in batches of 3, 3, 1
+    auto o = opts({2, 6, 4}, r, bp, 21);
+    RunSummary sum;
+    const auto res = run_all(m, ps, o, &sum);
+    const auto plain = plain_batches(m, ps, r, bp, depth, 21);
+    const int64_t read_at[] = {2, 4, 6};
+    StepTrace want;
+    for (int64_t p = 0; p < ps.size(); ++p) {
+      for (int64_t i = 0; i < r; ++i) {
+        const auto& tr = res[static_cast<size_t>(p)].trajectories[static_cast<size_t>(i)];
+        const PlainTraj& pl = plain[static_cast<size_t>(p * r + i)];
+        EXPECT_EQ(tr.puzzle, p);
+        EXPECT_EQ(tr.init, i);
+        EXPECT_EQ(tr.steps, depth);
+        EXPECT_EQ(tr.residuals, pl.residuals) << "r " << r << " puzzle " << p << " init " << i;
+        ASSERT_EQ(tr.at_depth.size(), 3u);
+        for (size_t j = 0; j < 3; ++j) {
+          const Snapshot& sn = tr.at_depth[j];
+          const size_t t = static_cast<size_t>(read_at[j] - 1);
+          const at::Tensor pred = pl.logits[t].argmax(-1).to(torch::kUInt8);
+          EXPECT_EQ(sn.prediction, Prediction(pred.data_ptr<uint8_t>(), pred.data_ptr<uint8_t>() + 16));
+          EXPECT_EQ(sn.steps, read_at[j]);
+          EXPECT_EQ(sn.residual, static_cast<double>(pl.residuals[t]));
+          EXPECT_EQ(sn.exact, pl.exact[t]);
+          EXPECT_EQ(sn.cell_accuracy, pl.cell[t]);
+          EXPECT_EQ(sn.q_halt, pl.q[t]);
+          std::vector<at::Tensor> upto(pl.logits.begin(), pl.logits.begin() + static_cast<int64_t>(t) + 1);
+          EXPECT_NEAR(sn.convergence_score, convergence_scores(torch::stack(upto).unsqueeze(1), 3).item<float>(),
+                      1e-5);
+        }
+      }
+    }
+    // The trace: per step, the rows in run order (puzzle-major), summed as the runner sums them.
+    for (const auto& pl : plain) {
+      for (size_t t = 0; t < static_cast<size_t>(depth); ++t) want.add(t, pl.residuals[t], pl.exact[t], pl.cell[t]);
+    }
+    EXPECT_EQ(sum.trace.rows, want.rows);
+    EXPECT_EQ(sum.trace.residual_sum, want.residual_sum);
+    EXPECT_EQ(sum.trace.exact_sum, want.exact_sum);
+    EXPECT_EQ(sum.trace.cell_sum, want.cell_sum);
+    EXPECT_EQ(sum.trajectory_steps, ps.size() * r * depth);
+    EXPECT_EQ(sum.batch_steps, 3 * depth);
+  }
+}
+
+TEST(InferRunner, FixedSchedulerCopiesToTheHostOncePerReadNotPerStep) {
+  auto m = tiny_model(0.01);
+  const PuzzleSet ps = tiny_puzzles();
+  // Depths {2, 8}, max 8, 7 puzzles x 2 inits in batches of 3 puzzles: 3 batches x 8 steps, 2 reads each.
+  RunSummary fixed_sum;
+  const auto fixed = run_all(m, ps, opts({2, 8}, 2, 3), &fixed_sum);
+  EXPECT_EQ(fixed_sum.batch_steps, 3 * 8);
+  EXPECT_EQ(fixed_sum.host_syncs, 3 * 2);  // one per (batch, requested depth); the old loop made 3*8 + 6
+  RunSummary one_sum;
+  auto o = opts({8}, 2, 7);
+  o.keep_residuals = false;
+  const auto one = run_all(m, ps, o, &one_sum);
+  EXPECT_EQ(one_sum.host_syncs, 1);  // one batch, one read (the stop)
+  EXPECT_TRUE(one[0].trajectories[0].residuals.empty());
+  EXPECT_EQ(one_sum.trace.rows, std::vector<int64_t>(8, ps.size() * 2));  // the trace does not need them
+  // The adaptive scheduler still copies after every step (its stop decision is made on the host).
+  auto ao = opts({2, 8}, 2, 3);
+  ao.depth.kind = SchedulerKind::kAdaptive;
+  ao.depth.tol = 0.0;
+  RunSummary adaptive_sum;
+  const auto adaptive = run_all(m, ps, ao, &adaptive_sum);
+  EXPECT_GE(adaptive_sum.host_syncs, adaptive_sum.batch_steps);
+  // Same results either way (adaptive with tol 0 is the fixed scheduler).
+  for (size_t p = 0; p < fixed.size(); ++p) {
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(fixed[p].trajectories[i].residuals, adaptive[p].trajectories[i].residuals);
+      EXPECT_EQ(fixed[p].trajectories[i].at_depth[1].prediction, adaptive[p].trajectories[i].at_depth[1].prediction);
+    }
+  }
+  EXPECT_EQ(fixed_sum.trace.residual_sum, adaptive_sum.trace.residual_sum);
 }
 
 TEST(InferRunner, SmallerBreadthIsAPrefixOfLargerWithNoiseOff) {

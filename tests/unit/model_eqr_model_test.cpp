@@ -47,6 +47,26 @@ TEST(EqrModel, PaperParameterCounts) {
             torch::IntArrayRef({1536, 512}));
 }
 
+TEST(EqrModel, StepMatmulFlopsOfThePaperConfigByHand) {
+  torch::manual_seed(0);
+  const config::ArchConfig paper;
+  EqrModel m(EqrModelOptions{paper});
+  // One layer at B = 1: mlp_t mixes along S on D rows: 2 * 512 * (512*81 + 81*256) = 63,700,992;
+  // the channel SwiGLU on S rows: 2 * 81 * (3072*512 + 512*1536) = 382,205,952. Two layers per L_level call.
+  const double call = 2.0 * (63700992.0 + 382205952.0);
+  const double head = 2.0 * 81 * 512 * static_cast<double>(paper.vocab_size);
+  const auto f = step_matmul_flops(*m, 1);
+  EXPECT_DOUBLE_EQ(f.eval, 21 * call + head);                 // h_cycles 3 * (l_cycles 6 + 1) calls
+  EXPECT_DOUBLE_EQ(f.train, f.eval + 2.0 * (7 * call + head));  // backward of the last 7 calls and the head
+  EXPECT_DOUBLE_EQ(step_matmul_flops(*m, 768).eval, 768 * f.eval);
+  // Attention adds 4 * S^2 * D per block for scores and weighted sum; qkv/o projections count as weights.
+  config::ArchConfig att = paper;
+  att.mlp_t = false;
+  EqrModel a(EqrModelOptions{att});
+  const double att_call = 2.0 * (2.0 * 81 * (1536.0 * 512 + 512.0 * 512) + 382205952.0 + 4.0 * 81 * 81 * 512);
+  EXPECT_DOUBLE_EQ(step_matmul_flops(*a, 1).eval, 21 * att_call + head);
+}
+
 TEST(EqrModel, ParameterNamesAreTheReferenceKeys) {
   EqrModel m(EqrModelOptions{tiny_arch()});
   const std::vector<std::string> expected = {

@@ -116,12 +116,11 @@ struct TrainConfig {
   int64_t global_batch_size = 768;
   /// Epochs; total steps = epochs * floor(groups * mean_examples / global_batch_size).
   int64_t epochs = 50000;
-  /// Epochs per loader pass (the reference's train_epochs_per_iter).
-  int64_t train_epochs_per_iter = 5000;
   /// Cap on optimisation steps (null = from epochs).
   std::optional<int64_t> max_steps = std::nullopt;
   /// Stop after this many minutes of training in one invocation, then checkpoint and evaluate as at the end
-  /// (null = no limit). The LR schedule still spans the full run; `eqr train --resume` continues it.
+  /// (null = no limit). The LR schedule still spans the full run; `eqr train --resume` continues it. With
+  /// several processes the ranks decide together, at log-interval steps only (up to log_interval_steps late).
   std::optional<double> time_limit_minutes = std::nullopt;
   /// Evaluate on the test split every this many steps (null = only at the end).
   std::optional<int64_t> eval_interval_steps = 5000;
@@ -153,7 +152,8 @@ struct TrainConfig {
   bool ema_warmup = false;
   /// Gradient clipping by global norm (null = off, as the reference).
   std::optional<double> grad_clip_norm = std::nullopt;
-  /// Recompute blocks in backward to save memory.
+  /// Gradient checkpointing: keep only the inputs of the latent recursion that carries grad and recompute it
+  /// in backward (same values and gradients, less activation memory, one more forward of that recursion).
   bool gradient_checkpoint = false;
   /// Initialise from this checkpoint (native or reference .pth); null = fresh.
   std::optional<std::string> load_checkpoint = std::nullopt;
@@ -161,11 +161,14 @@ struct TrainConfig {
   bool load_weights_only = false;
   /// With load_checkpoint: fail on missing or unexpected keys.
   bool load_strict = false;
-  /// Log a metrics line every this many steps.
+  /// Log a metrics line every this many steps (host syncs and the non-finite loss check happen only here,
+  /// before evaluations and checkpoints, and at the end).
   int64_t log_interval_steps = 10;
-  /// Log the histogram of halting steps every this many steps.
-  int64_t steps_hist_log_interval_steps = 1000;
-  /// Log the gradient norm every this many steps (null = never).
+  /// Log train/steps_hist (rows that halted, by supervision steps at halt, summed since the last histogram)
+  /// at step 1 and every this many steps (null = never).
+  std::optional<int64_t> steps_hist_log_interval_steps = 1000;
+  /// Log train/grad_norm (global L2 norm of the gradients before clipping) and train/grad_norm_max (largest
+  /// per-tensor norm) at step 1 and every this many steps (null = never; grad_clip_norm logs it every line).
   std::optional<int64_t> grad_norm_log_interval_steps = std::nullopt;
 };
 

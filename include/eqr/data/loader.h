@@ -66,6 +66,11 @@ struct LoaderOptions {
   uint64_t seed = 0;                     ///< train sampling seed (train.seed; the same on every rank)
   int64_t max_epochs = 0;                ///< train: stop after this many epochs (0 = never stop)
   int64_t prefetch_batches = 8;          ///< batches prepared ahead on a background thread (0 = inline)
+  /// Allocate every batch's tensors in pinned (page-locked) host memory, so that copies to a CUDA device can
+  /// be asynchronous (`.to(device, non_blocking=true)`). Each batch gets fresh tensors (no buffer is reused
+  /// while a copy from it may be in flight). Needs CUDA at run time: the Loader constructor throws
+  /// ConfigError when no CUDA device is visible. The trainer sets it when it trains on CUDA.
+  bool pin_memory = false;
 };
 
 /// Where a loader stands, after the last batch handed out. Small enough for a checkpoint's JSON.

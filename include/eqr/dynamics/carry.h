@@ -48,13 +48,29 @@ Carry initial_carry(model::EqrModel& model, const Batch& batch);
 std::pair<at::Tensor, at::Tensor> initial_states(model::EqrModel& model, int64_t n,
                                                  std::optional<at::Generator> gen = std::nullopt);
 
+/// Which rows the reset at the start of a step restarts, and who knows it.
+enum class Resets {
+  /// carry.halted decides (the reference's reset_carry). Fresh states are drawn for the n halted rows
+  /// only, so finding them costs halted.nonzero(): one device->host sync per step. The training loop.
+  kFromCarry,
+  /// The caller knows on the host that no row is halted: carry.halted is not read (treated as all
+  /// false), no sync. E.g. the eval runner, which loads rows itself; any step after the first of a
+  /// fixed-depth batch.
+  kNone,
+  /// The caller knows that every row is halted: carry.halted is not read (treated as all true), no
+  /// sync; the same random draws as kFromCarry with all rows halted. E.g. the first step on a new batch.
+  kAll,
+};
+
 /// The reset at the start of a supervision step (§1.8 step 1). Rows with carry.halted: states <- fresh
 /// (initial_states), data <- the batch's row, steps <- 0, halted <- false. Other rows keep their states,
 /// data and steps; the batch's rows for them are DISCARDED. A field undefined in `batch` (labels,
 /// puzzle_identifiers) is undefined in the result. Variant "feedforward": the states of EVERY row are
 /// redrawn (no recurrence across supervision steps); data and steps still follow `halted`.
+/// `resets` says where "halted" comes from (kNone / kAll: from the caller, carry.halted unread; the
+/// result is what kFromCarry gives when carry.halted is all false / all true).
 /// batch.inputs: (B, S) with B = carry.size(). Returns a new carry; `carry` is not modified.
 Carry reset_halted(model::EqrModel& model, const Carry& carry, const Batch& batch,
-                   std::optional<at::Generator> gen = std::nullopt);
+                   std::optional<at::Generator> gen = std::nullopt, Resets resets = Resets::kFromCarry);
 
 }  // namespace eqr::dynamics

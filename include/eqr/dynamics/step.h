@@ -33,8 +33,23 @@ struct StepOutput {
                                  ///< halted all false (apply a halting rule before the next step)
 };
 
+/// How step() runs; the defaults are the reference's behaviour.
+struct StepOptions {
+  /// Where the reset learns which rows are halted (carry.h). kFromCarry costs one device->host sync per
+  /// step; callers that know the answer on the host pass kNone / kAll instead. Results are identical.
+  Resets resets = Resets::kFromCarry;
+  /// Gradient checkpointing of the one latent recursion that carries grad (train.gradient_checkpoint):
+  /// each of its l_cycles+1 L_level calls runs without grad in forward, keeping only its inputs (state
+  /// and injection), and is recomputed with grad in backward, one call at a time, with the same path
+  /// noise (a clone of the generator taken before the call) and the same autocast state. Same values
+  /// and gradients; peak activation memory of the step about 1/(l_cycles+1) of the recursion's, for one
+  /// more forward of the recursion (docs/model.md). Ignored when grad mode is off or nothing requires grad.
+  bool gradient_checkpoint = false;
+};
+
 /// Advances every row by one supervision step:
-///   1. reset_halted(model, carry, batch, gen) (halted rows take fresh states and the batch's data);
+///   1. reset_halted(model, carry, batch, gen, options.resets) (halted rows take fresh states and the
+///      batch's data);
 ///   2. deep recursion on the current data; logits = lm_head(z_h), q = q_head(z_h[:, 0]) in float32;
 ///   3. steps += 1; residual (§5) = per-row L2 norm over the flattened 2*S*D of the state change from the
 ///      states IN `carry` (before the reset, as the reference measures it: meaningless on a row's first
@@ -43,16 +58,26 @@ struct StepOutput {
 /// absent). Respects the caller's grad mode (run under NoGradGuard for inference). batch.inputs (B, S)
 /// with B = carry.size(); batch and carry are moved to the model's device if needed.
 StepOutput step(model::EqrModel& model, const Carry& carry, const Batch& batch,
-                std::optional<at::Generator> gen = std::nullopt);
+                std::optional<at::Generator> gen = std::nullopt, const StepOptions& options = {});
 
 /// One latent recursion. z_h, z_l, x: (B, S, D) -> new (z_h, z_l).
 std::pair<at::Tensor, at::Tensor> latent_recursion(model::EqrModel& model, at::Tensor z_h, at::Tensor z_l,
                                                    const at::Tensor& x, const model::CosSin& cs,
                                                    std::optional<at::Generator> gen = std::nullopt);
 
-/// h_cycles latent recursions, the first h_cycles-1 under NoGradGuard. z_h, z_l, x: (B, S, D).
+/// latent_recursion with gradient checkpointing per L_level call (StepOptions::gradient_checkpoint): the
+/// same values and random draws, and in backward the same gradients for z_h, z_l, x and the L_level
+/// parameters, but each call keeps only its inputs (state, injection) and is rerun with grad in backward.
+/// With grad mode off or nothing requiring grad it is latent_recursion. z_h, z_l, x: (B, S, D) -> new (z_h, z_l).
+std::pair<at::Tensor, at::Tensor> checkpointed_latent_recursion(model::EqrModel& model, at::Tensor z_h, at::Tensor z_l,
+                                                                const at::Tensor& x, const model::CosSin& cs,
+                                                                std::optional<at::Generator> gen = std::nullopt);
+
+/// h_cycles latent recursions, the first h_cycles-1 under NoGradGuard (the last one checkpointed when
+/// `gradient_checkpoint`). z_h, z_l, x: (B, S, D).
 std::pair<at::Tensor, at::Tensor> deep_recursion(model::EqrModel& model, at::Tensor z_h, at::Tensor z_l,
-                                                 const at::Tensor& x, std::optional<at::Generator> gen = std::nullopt);
+                                                 const at::Tensor& x, std::optional<at::Generator> gen = std::nullopt,
+                                                 bool gradient_checkpoint = false);
 
 /// Per-row L2 norm of concat(z_h, z_l) - concat(prev_h, prev_l) over S and D (§5): difference in the
 /// states' dtype, norm in float32. All (B, S, D) -> (B) float32, no grad.

@@ -35,7 +35,8 @@ dynamics::Batch expand_breadth(const dynamics::Batch& puzzles, int64_t breadth);
 uint64_t trajectory_seed(uint64_t seed, int64_t puzzle, int64_t init);
 
 /// Initial states of the listed trajectories: row i is drawn by dynamics::initial_states(model, 1, g_i)
-/// with g_i a generator of the model's device seeded trajectory_seed(seed, puzzles[i], inits[i]) (arch.init
+/// with g_i a CPU generator seeded trajectory_seed(seed, puzzles[i], inits[i]), whatever the model's device, so
+/// a trajectory starts from the same state on every device (arch.init
 /// "fixed": the broadcast buffers, no draw). Returns (z_h, z_l), each (n, S, D) in the forward dtype.
 std::pair<at::Tensor, at::Tensor> trajectory_initial_states(model::EqrModel& model, uint64_t seed,
                                                             const std::vector<int64_t>& puzzles,

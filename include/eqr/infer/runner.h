@@ -132,6 +132,11 @@ struct RunSummary {
   int64_t trajectories = 0;
   int64_t trajectory_steps = 0;  ///< supervision steps summed over trajectories (the work done)
   int64_t batch_steps = 0;       ///< calls of dynamics::step
+  /// Device -> host copies made by the step loop (each waits for the device to finish the queued steps;
+  /// setup checks excluded). Fixed scheduler: one per read event, i.e. per batch and requested depth
+  /// (the last depth is the stop), none on the other steps. Adaptive: one per step (the stop decision),
+  /// plus one per step on which some row is read (its predictions).
+  int64_t host_syncs = 0;
   double wall_time_s = 0.0;      ///< the whole run (setup excluded)
 };
 

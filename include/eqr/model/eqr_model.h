@@ -90,4 +90,17 @@ TORCH_MODULE(EqrModel);
 /// Blocks per supervision step of an ArchConfig: h_cycles * (l_cycles + 1) * l_layers.
 int64_t blocks_per_step(const config::ArchConfig& arch);
 
+/// Matrix-multiply FLOPs (2 per multiply-add) of one supervision step on B rows, for speed figures.
+///   per L_level call: every 2-D weight W of L_level applied to its rows, 2 * rows * numel(W), with rows =
+///   B*D for the token-mixing MLP (mlp_t: it mixes along S) and B*S otherwise; plus attention's scores and
+///   weighted sum, 4 * B * S^2 * D per attention block. lm_head: 2 * B * S * D * V; q_head ignored (one row).
+///   eval (no grad): h_cycles * (l_cycles + 1) L_level calls + lm_head.
+///   train: eval + 2x (backward) the l_cycles + 1 grad-carrying L_level calls and lm_head.
+/// Elementwise work (norms, SwiGLU gates, noise, casts) is not counted: the figure is what a GEMM peak bounds.
+struct StepFlops {
+  double eval = 0;   ///< forward of one no-grad step
+  double train = 0;  ///< forward + backward of one training step
+};
+StepFlops step_matmul_flops(EqrModelImpl& model, int64_t batch);
+
 }  // namespace eqr::model

@@ -53,6 +53,17 @@ enum class ReduceOp { Sum, Min, Max };
 /// True when this build can create a process group for `device` (Gloo for CPU, NCCL or Gloo for CUDA).
 bool distributed_available(const c10::Device& device);
 
+/// The device this rank computes on: with world_size > 1 and a CUDA `requested` device, cuda:<local_rank>
+/// (one GPU per process on each node, whatever index was configured); otherwise `requested` unchanged.
+/// Pure: reads no hardware.
+c10::Device rank_device(const c10::Device& requested, const DistEnv& env);
+
+/// Makes `device` this process's current CUDA device (c10::cuda::set_device) when it is one, so that later
+/// allocations, streams and the NCCL communicator land on it; call it before creating tensors or the
+/// process group. No-op for other devices and in builds without CUDA. Throws UsageError when the index is
+/// not a visible device (e.g. LOCAL_RANK 2 on a node with 2 GPUs).
+void use_device(const c10::Device& device);
+
 /// A process group (or nothing, for world_size 1) and the collectives the trainer needs.
 /// Every rank must call the same collectives in the same order.
 class Distributed {

@@ -14,10 +14,17 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include <ATen/core/Generator.h>
+#include <c10/core/Device.h>
+
 #include "eqr/config/config.h"
+#include "eqr/data/dataset.h"
+#include "eqr/model/eqr_model.h"
+#include "eqr/train/distributed.h"
 
 namespace eqr::train {
 
@@ -31,6 +38,9 @@ struct TrainerOptions {
   int64_t stop_after_steps = 0;
   /// Show a live progress line (rank 0).
   bool progress = true;
+  /// Tests only: multiply the loss of this optimisation step by NaN before backward (0 = never), to
+  /// exercise the non-finite stop.
+  int64_t inject_nan_loss_at_step = 0;
 };
 
 /// What a finished (or interrupted) run reports.
@@ -54,8 +64,24 @@ struct TrainEvalResult {
   double mean_final_residual = 0;
 };
 
-/// Runs (or resumes) training as configured. Throws ConfigError / DataError / RuntimeError; a non-finite
-/// loss throws RuntimeError naming the step, after which the last checkpoint on disk is intact.
+/// Fixed-depth evaluation at breadth 1 on `split` (test batches of `batch_size` rows across ranks; this rank
+/// evaluates its slice): every row runs exactly `depth` supervision steps from a fresh random state, metrics
+/// of the last step summed over ranks (a collective when `dist` is active). Its randomness (initial states,
+/// path noise) comes from a generator of its own, model::make_generator(device, derive_seed(seed, rank)):
+/// the same seed gives the same result, and the training generator and torch's global generators are left
+/// untouched. Runs without grad in eval mode and restores the model's mode.
+TrainEvalResult evaluate_split(model::EqrModel& model, const std::shared_ptr<const data::SplitData>& split,
+                               int64_t depth, int64_t batch_size, uint64_t seed, Distributed& dist);
+
+/// The generator of a training run's randomness on `device` (fresh states, path noise, halting
+/// exploration): model::make_generator(device, derive_seed(seed, stream_id("train") + rank)). A generator of
+/// its own on CPU and CUDA alike, never torch's global one, so nothing else (evaluation) moves it.
+at::Generator training_generator(const c10::Device& device, uint64_t seed, int rank);
+
+/// Runs (or resumes) training as configured. Throws ConfigError / DataError / RuntimeError. The loss is
+/// checked for non-finite values on the device every step and read at log steps, before every evaluation
+/// and checkpoint, and at the end: a non-finite loss throws RuntimeError naming the first bad step, and no
+/// checkpoint is ever written from a non-finite state, so the last checkpoint on disk is intact.
 TrainResult run_training(const config::RunConfig& config, const TrainerOptions& options);
 
 /// Loads the resolved config of an existing run (<run>/config.yaml). ConfigError if absent.

@@ -1,0 +1,53 @@
+#pragma once
+// Small fixtures several suites share: the tiny 4x4-board architecture, the ci_tiny run config rooted in a
+// temp dir, and metrics.jsonl reading. Header-only (inline), so a unit suite that includes it links nothing
+// beyond what it uses (run_config_in needs the config module: integration suites only).
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eqr/config/config.h"
+#include "eqr/config/load.h"
+#include "test_support.h"
+
+namespace eqr::test {
+
+/// A small model on a 4x4 board (S 16, V 6): hidden 32, 4 heads, 2 layers, h_cycles 3, l_cycles 2.
+/// Callers change what their test is about (noise, mixer, dtype).
+inline config::ArchConfig tiny_arch_4x4() {
+  config::ArchConfig a;
+  a.hidden_size = 32;
+  a.num_heads = 4;
+  a.seq_len = 16;
+  a.vocab_size = 6;
+  a.board_height = 4;
+  a.board_width = 4;
+  a.l_layers = 2;
+  a.h_cycles = 3;
+  a.l_cycles = 2;
+  return a;
+}
+
+/// configs/ci_tiny.yaml with its outputs and built data under `root`, plus `extra` --set overrides.
+inline config::RunConfig ci_tiny_in(const std::filesystem::path& root, std::vector<std::string> extra = {}) {
+  extra.push_back("output_root=" + root.string());
+  extra.push_back("data.data_path=" + (root / "data").string());
+  return config::load((source_dir() / "configs/ci_tiny.yaml").string(), extra);
+}
+
+/// Every JSON object of a .jsonl file, in order.
+inline std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& p) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(p);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+}  // namespace eqr::test
