@@ -50,6 +50,24 @@ if(EQR_TORCH_IMPORT STREQUAL "manual")
   message(STATUS "eqr: LibTorch imported from its folders (${EQR_TORCH_ROOT}), no TorchConfig.cmake")
 else()
   eqr_require_package(Torch "Install libtorch-dev (scripts/setup.sh) or pass -DCMAKE_PREFIX_PATH=<libtorch dir>.")
+  # TorchConfig.cmake looks up c10 (and kineto) with find_library(... PATHS <libtorch>/lib), which searches the
+  # system folders first: with Debian's libtorch-dev installed beside a LibTorch 2.x, it picks Debian's
+  # libc10.so 1.13, and the binaries then load two c10s and abort at start-up. Every library that also
+  # exists in the LibTorch found is taken from there.
+  if(TORCH_INSTALL_PREFIX AND EXISTS "${TORCH_INSTALL_PREFIX}/lib")
+    set(_fixed "")
+    foreach(_l ${TORCH_LIBRARIES})
+      if(IS_ABSOLUTE "${_l}" AND NOT "${_l}" MATCHES "^${TORCH_INSTALL_PREFIX}/")
+        get_filename_component(_n "${_l}" NAME)
+        if(EXISTS "${TORCH_INSTALL_PREFIX}/lib/${_n}")
+          message(STATUS "eqr: ${_l} -> ${TORCH_INSTALL_PREFIX}/lib/${_n} (the LibTorch found, not another one)")
+          set(_l "${TORCH_INSTALL_PREFIX}/lib/${_n}")
+        endif()
+      endif()
+      list(APPEND _fixed "${_l}")
+    endforeach()
+    set(TORCH_LIBRARIES ${_fixed})
+  endif()
 endif()
 if(NOT Torch_VERSION AND EXISTS "${Torch_DIR}/TorchConfigVersion.cmake")
   file(STRINGS "${Torch_DIR}/TorchConfigVersion.cmake" _tv REGEX "PACKAGE_VERSION \"")
@@ -103,6 +121,14 @@ if(NOT TARGET eqr_torch)
   add_library(eqr_torch INTERFACE)
   if(EQR_FMT_SHIM)
     target_include_directories(eqr_torch SYSTEM BEFORE INTERFACE ${EQR_FMT_SHIM})
+  endif()
+  # The PyTorch wheels' libtorch.so / libtorch_cpu.so export their own copy of parts of libstdc++
+  # (std::filesystem among them, from the manylinux toolchain's static libstdc++_nonshared). Loaded ahead
+  # of libstdc++.so.6, that copy wins symbol lookup for eqr too, and its std::filesystem::remove_all jumps
+  # to address 0 (seen: every test binary crashed at exit cleaning its temp dirs). Naming libstdc++ before
+  # LibTorch puts it first in the binaries' DT_NEEDED list, so the system's libstdc++ is the one bound.
+  if(NOT MSVC AND NOT APPLE)
+    target_link_libraries(eqr_torch INTERFACE "-Wl,--push-state,--no-as-needed" stdc++ "-Wl,--pop-state")
   endif()
   target_link_libraries(eqr_torch INTERFACE ${TORCH_LIBRARIES})
   target_include_directories(eqr_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})

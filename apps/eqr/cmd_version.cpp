@@ -24,8 +24,10 @@ void register_version(CLI::App& app) {
               << (info["built_with_cuda"].get<bool>() ? " (CUDA build)" : " (CPU build)") << "\n"
               << "cuda       " << (info["cuda_available"].get<bool>() ? "available" : "not available") << ", "
               << info["cuda_device_count"].get<int>() << " device(s)\n"
-              << "blas       " << info["blas"].get<std::string>() << " ("
-              << info["blas_library"].get<std::string>() << ")\n"
+              << "blas       " << info["blas"].get<std::string>()
+              << (info["blas_library"].get<std::string>().empty() ? std::string()
+                                                                   : " (" + info["blas_library"].get<std::string>() + ")")
+              << "\n"
               << "threads    " << auto_num_threads() << " intra-op in runs with num_threads 0 (LibTorch's own default "
               << info["torch_threads"].get<int>() << "; OpenBLAS 1), " << info["hardware_threads"].get<unsigned>()
               << " hardware\n";

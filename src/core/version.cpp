@@ -38,7 +38,8 @@ std::string blas_library_path() {
 
 std::string blas_kind() {
   const std::string path = blas_library_path();
-  if (path.empty()) return "none-found";
+  // The PyTorch wheels link MKL statically into libtorch_cpu: no BLAS library of its own is mapped.
+  if (path.empty()) return at::hasMKL() ? "mkl (linked into LibTorch)" : "none-found";
   if (path.find("openblas") != std::string::npos) return "openblas";
   if (path.find("mkl") != std::string::npos) return "mkl";
   if (path.find("blis") != std::string::npos) return "blis";

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <fstream>
 #include <iostream>
@@ -34,8 +35,16 @@ namespace {
 // rms_norm by division) moves step-2 outputs by up to 1.3e-4. The tolerance admits such rounding (e.g. the
 // fused attention kernel of LibTorch 2.x) and is still ~4 orders of magnitude below what a change of
 // semantics does (lambda 1.0 or one more h_cycle: 0.7-3.1, see the last test).
+// The fixture was made with PyTorch 1.13, whose float32 GEMMs run through OpenBLAS like Debian's LibTorch.
+// The LibTorch 2.x wheels run them through MKL (another summation order): measured under 2.11, step-2 z_H
+// of mlp_t moves by 2.9e-4 (max |z_H| 2.1), so the absolute tolerance there is 6e-4, still three orders of
+// magnitude below a change of semantics.
 constexpr double kRtol = 1e-4;
+#if TORCH_VERSION_MAJOR >= 2
+constexpr double kAtol = 6e-4;
+#else
 constexpr double kAtol = 2e-4;
+#endif
 
 std::filesystem::path fixture(const std::string& name) {
   return test::source_dir() / "tests" / "fixtures" / "reference_model" / name;
