@@ -37,6 +37,16 @@ if(EQR_TORCH_IMPORT STREQUAL "manual")
     foreach(_c "${_site}/nvidia/cu13" "${_site}/nvidia/cuda_runtime" "${_cuda_home}" "/usr/local/cuda")
       if(_c AND EXISTS "${_c}/include/cuda_runtime_api.h")
         list(APPEND TORCH_INCLUDE_DIRS "${_c}/include")
+        # cuda_runtime.h includes crt/host_config.h, which the wheels keep in nvcc's package (nvidia-cuda-crt):
+        # scripts/device/pack.sh unpacks it into .device/deps/usr/include, found through CMAKE_PREFIX_PATH.
+        if(NOT EXISTS "${_c}/include/crt/host_config.h")
+          find_path(EQR_CUDA_CRT_INCLUDE crt/host_config.h)
+          if(NOT EQR_CUDA_CRT_INCLUDE)
+            message(FATAL_ERROR "eqr: ${_c}/include has no crt/host_config.h (CUDA's nvidia-cuda-crt headers); "
+                                "put them on CMAKE_PREFIX_PATH (scripts/device/pack.sh does)")
+          endif()
+          list(APPEND TORCH_INCLUDE_DIRS "${EQR_CUDA_CRT_INCLUDE}")
+        endif()
         file(GLOB _cudart "${_c}/lib/libcudart.so*" "${_c}/lib64/libcudart.so*")
         if(_cudart)
           list(GET _cudart 0 _cudart)

@@ -26,6 +26,28 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 rm -rf "$DEST/deps" && mkdir -p "$DEST/deps"
 for d in "$DEST"/debs/*.deb; do dpkg -x "$d" "$DEST/deps"; done
+# CUDA headers the PyTorch wheel's nvidia/cu13 lacks and a GPU machine without a CUDA toolkit has nowhere:
+# cuda_runtime.h includes crt/host_config.h (wheel nvidia-cuda-crt, 0.1 MB) and cuda_fp16.h includes
+# <nv/target> (wheel nvidia-cuda-cccl, 3 MB; only its nv/ folder is kept). Unpacked into deps/usr/include.
+CUDA_MM=${EQR_CUDA_VERSION:-13.0}
+for w in nvidia-cuda-crt nvidia-cuda-cccl; do
+  ls "$DEST/debs/${w//-/_}-"*.whl >/dev/null 2>&1 || pip download --quiet --no-deps -d "$DEST/debs" "$w==$CUDA_MM.*"
+done
+python3 - "$DEST" <<'PY'
+import glob, os, sys, zipfile
+dest = sys.argv[1]
+for pattern, keep in (("nvidia_cuda_crt-*.whl", "crt/"), ("nvidia_cuda_cccl-*.whl", "nv/")):
+    whl = sorted(glob.glob(os.path.join(dest, "debs", pattern)))[-1]
+    with zipfile.ZipFile(whl) as z:
+        for n in z.namelist():
+            head, sep, rel = n.partition("/cu13/include/")
+            if not sep or not rel.startswith(keep) or n.endswith("/"):
+                continue
+            out = os.path.join(dest, "deps", "usr", "include", rel)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with open(out, "wb") as f:
+                f.write(z.read(n))
+PY
 # Drop what the build does not read (docs, man pages).
 rm -rf "$DEST/deps/usr/share/doc" "$DEST/deps/usr/share/man" "$DEST/deps/usr/src"
 echo "== pack: $(du -sh "$DEST/deps" | cut -f1) of headers and libraries in $DEST/deps"
