@@ -51,22 +51,39 @@ TORCH_ROOT=$("$PY" -W ignore -c 'import os, torch; print(os.path.dirname(torch._
 TORCH_CMAKE=$("$PY" -W ignore -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
 
 # ---- 1. configure and build ----
-NVCC=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)
-if [ -n "$NVCC" ]; then
-  export PATH="$PATH:$(dirname "$NVCC")"
-  IMPORT=("-DCMAKE_PREFIX_PATH=$TORCH_CMAKE;$DEPS")
-  stamp "configure: LibTorch's CMake files (nvcc at $NVCC)"
-else
-  IMPORT=(-DEQR_TORCH_IMPORT=manual "-DEQR_TORCH_ROOT=$TORCH_ROOT" "-DCMAKE_PREFIX_PATH=$DEPS")
-  stamp "configure: no CUDA toolkit; LibTorch imported from $TORCH_ROOT"
-fi
+# LibTorch's own CMake files when a working nvcc is there; else, or when that configure fails, a folder
+# import of the wheel (EQR_TORCH_IMPORT=manual: eqr compiles no CUDA code of its own).
+NVCC=""
+for c in "$(command -v nvcc || true)" /usr/local/cuda/bin/nvcc; do
+  if [ -n "$c" ] && "$c" --version >/dev/null 2>&1; then NVCC=$c; break; fi
+done
 GEN="Unix Makefiles"
 if ninja --version >/dev/null 2>&1; then GEN=Ninja; fi
 BUILD=build-device
+MANUAL=(-DEQR_TORCH_IMPORT=manual "-DEQR_TORCH_ROOT=$TORCH_ROOT" "-DCMAKE_PREFIX_PATH=$DEPS")
+configure() {
+  rm -rf "$BUILD"
+  cmake -S . -B "$BUILD" -G "$GEN" -DCMAKE_BUILD_TYPE=Release -DEQR_USE_CCACHE=OFF -DTORCH_CUDA_ARCH_LIST=9.0 \
+    "$@" > "$OUT/configure.log" 2>&1
+}
 t=$(date +%s)
-cmake -S . -B "$BUILD" -G "$GEN" -DCMAKE_BUILD_TYPE=Release -DEQR_USE_CCACHE=OFF -DTORCH_CUDA_ARCH_LIST=9.0 \
-  "${IMPORT[@]}" > "$OUT/configure.log" 2>&1
-CONFIGURE_RC=$?
+if [ -n "$NVCC" ]; then
+  export PATH="$PATH:$(dirname "$NVCC")"
+  stamp "configure: LibTorch's CMake files (nvcc at $NVCC)"
+  configure "-DCMAKE_PREFIX_PATH=$TORCH_CMAKE;$DEPS"
+  CONFIGURE_RC=$?
+  if [ $CONFIGURE_RC -ne 0 ]; then
+    cp "$OUT/configure.log" "$OUT/configure-torchconfig.log"
+    tail -5 "$OUT/configure-torchconfig.log"
+    stamp "configure through LibTorch's CMake files failed (configure-torchconfig.log); folder import instead"
+    configure "${MANUAL[@]}"
+    CONFIGURE_RC=$?
+  fi
+else
+  stamp "configure: no working nvcc; LibTorch imported from $TORCH_ROOT"
+  configure "${MANUAL[@]}"
+  CONFIGURE_RC=$?
+fi
 grep -E '^-- eqr' "$OUT/configure.log"
 BUILD_RC=1
 if [ $CONFIGURE_RC -eq 0 ]; then
