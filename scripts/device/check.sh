@@ -13,6 +13,9 @@
 # and writes $OUT/report.json (plus check.log and the pieces). Budget: under 8 minutes on 16 cores.
 #
 # Usage (device tool): bash scripts/device/check.sh      with carry [".device/deps"]
+# Dry run of the whole flow on a CPU machine (what was checked before any GPU slot):
+#   EQR_CHECK_DEVICE=cpu EQR_CHECK_BATCH=4 EQR_CHECK_TRAIN_STEPS=2 EQR_CHECK_TEST_PUZZLES=4 \
+#     bash scripts/device/check.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -24,6 +27,11 @@ PY=${EQR_PYTHON:-python3}
 DEPS=$ROOT/.device/deps/usr
 JOBS=$(nproc)
 PEAK=${EQR_PEAK_TFLOPS:-790}
+DEVICE=${EQR_CHECK_DEVICE:-cuda}
+BATCH=${EQR_CHECK_BATCH:-768}
+TRAIN_STEPS=${EQR_CHECK_TRAIN_STEPS:-200}
+TEST_PUZZLES=${EQR_CHECK_TEST_PUZZLES:-256}  # the final evaluation of the training run (depth 16)
+export DEVICE BATCH TRAIN_STEPS  # the report records them
 stamp() { echo "== check [$(( $(date +%s) - T0 )) s] $*"; }
 
 if [ ! -d "$DEPS" ]; then
@@ -61,8 +69,7 @@ GEN="Unix Makefiles"
 if ninja --version >/dev/null 2>&1; then GEN=Ninja; fi
 BUILD=build-device
 MANUAL=(-DEQR_TORCH_IMPORT=manual "-DEQR_TORCH_ROOT=$TORCH_ROOT" "-DCMAKE_PREFIX_PATH=$DEPS")
-configure() {
-  rm -rf "$BUILD"
+configure() {  # a failed configure's cache is wiped before the other import is tried
   cmake -S . -B "$BUILD" -G "$GEN" -DCMAKE_BUILD_TYPE=Release -DEQR_USE_CCACHE=OFF -DTORCH_CUDA_ARCH_LIST=9.0 \
     "$@" > "$OUT/configure.log" 2>&1
 }
@@ -76,6 +83,7 @@ if [ -n "$NVCC" ]; then
     cp "$OUT/configure.log" "$OUT/configure-torchconfig.log"
     tail -5 "$OUT/configure-torchconfig.log"
     stamp "configure through LibTorch's CMake files failed (configure-torchconfig.log); folder import instead"
+    rm -rf "$BUILD"
     configure "${MANUAL[@]}"
     CONFIGURE_RC=$?
   fi
@@ -102,7 +110,7 @@ if [ $BUILD_RC -eq 0 ]; then
   stamp "cuda tests"
   "$BUILD/eqr" version | tee "$OUT/version.txt"
   t=$(date +%s)
-  (cd "$BUILD" && timeout 300 ./tests/eqr_cuda_parity --gtest_output=json:"$OUT/cuda_tests.json")
+  (cd "$BUILD" && timeout -k 20 300 ./tests/eqr_cuda_parity --gtest_output=json:"$OUT/cuda_tests.json")
   TEST_RC=$?
   TEST_S=$(( $(date +%s) - t ))
 fi
@@ -110,25 +118,30 @@ fi
 # ---- 3. bench at the paper shape ----
 if [ $BUILD_RC -eq 0 ]; then
   for variant in mlp_t attention; do
-    stamp "bench model: paper shape, $variant, batch 768, bfloat16"
+    stamp "bench model: paper shape, $variant, batch $BATCH, bfloat16, $DEVICE"
     extra=()
     [ "$variant" = attention ] && extra=(--set arch.mlp_t=false)
-    timeout 120 "$BUILD/eqr" bench model -c configs/sudoku_extreme.yaml --device cuda -b 768 --iters 10 --warmup 3 \
-      --set arch.forward_dtype=bfloat16 "${extra[@]}" --json > "$OUT/bench_$variant.out" 2>&1
+    # bench model prints its table, then one JSON object as its last line.
+    timeout -k 20 120 "$BUILD/eqr" bench model -c configs/sudoku_extreme.yaml --device "$DEVICE" -b "$BATCH" --iters 10 \
+      --warmup 3 --set arch.forward_dtype=bfloat16 --set arch.reduced_precision_on_cpu=true "${extra[@]}" \
+      > "$OUT/bench_$variant.out" 2>&1
+    head -n -1 "$OUT/bench_$variant.out"
     tail -1 "$OUT/bench_$variant.out" > "$OUT/bench_$variant.json"
     cat "$OUT/bench_$variant.json"
   done
 fi
 
-# ---- 4. 200 training steps at the paper shape ----
+# ---- 4. training steps (200) at the paper shape ----
 if [ $BUILD_RC -eq 0 ]; then
-  stamp "train: 200 steps, paper config, generated 9x9 puzzles, batch 768"
+  stamp "train: $TRAIN_STEPS steps, paper config, generated 9x9 puzzles, batch $BATCH, $DEVICE"
   t=$(date +%s)
-  timeout 240 "$BUILD/eqr" train -c configs/sudoku_extreme.yaml --device cuda --no-progress \
+  timeout -k 20 240 "$BUILD/eqr" train -c configs/sudoku_extreme.yaml --device "$DEVICE" --no-progress \
+    --set train.global_batch_size="$BATCH" \
     --set output_root="$OUT/runs" --set name=paper200 --set num_threads="$JOBS" \
     --set data.source=generated --set data.data_path="$OUT/data" --set data.generate_train=2000 \
-    --set data.generate_test=256 --set train.max_steps=200 --set train.eval_interval_steps=null \
-    --set train.checkpoint_interval_steps=null --set train.log_interval_steps=50 > "$OUT/train.log" 2>&1
+    --set data.generate_test="$TEST_PUZZLES" --set train.max_steps="$TRAIN_STEPS" --set train.eval_interval_steps=null \
+    --set train.checkpoint_interval_steps=null --set train.log_interval_steps=$(( TRAIN_STEPS < 50 ? 1 : 50 )) \
+    > "$OUT/train.log" 2>&1
   TRAIN_RC=$?
   TRAIN_S=$(( $(date +%s) - t ))
   tail -5 "$OUT/train.log"
@@ -149,7 +162,9 @@ def load(name):
     except Exception as e:
         return {"missing": f"{name}: {e}"}
 r = {"machine": load("machine.json"), "configure_rc": cfg_rc, "build_rc": build_rc, "build_s": build_s,
-     "cuda_tests_rc": test_rc, "cuda_tests_s": test_s, "peak_bf16_tflops_assumed": peak, "total_s": total_s}
+     "cuda_tests_rc": test_rc, "cuda_tests_s": test_s, "peak_bf16_tflops_assumed": peak, "total_s": total_s,
+     "settings": {"device": os.environ.get("DEVICE"), "batch": int(os.environ.get("BATCH", 0)),
+                  "train_steps": int(os.environ.get("TRAIN_STEPS", 0)), "dtype": "bfloat16"}}
 t = load("cuda_tests.json")
 if "testsuites" in t:
     r["cuda_tests"] = [{"name": f"{s['name']}.{c['name']}", "result": c.get("result"), "status": c.get("status"),

@@ -33,8 +33,8 @@ namespace fs = std::filesystem;
 
 #define EQR_REQUIRE_CUDA(n)                                                                          \
   do {                                                                                               \
-    const auto _have = torch::cuda::device_count();                                                  \
-    if (_have < static_cast<decltype(_have)>(n)) {                                                   \
+    const int _have = static_cast<int>(torch::cuda::device_count()); /* an int8 DeviceIndex in 2.x */ \
+    if (_have < (n)) {                                                                               \
       GTEST_SKIP() << "needs " << (n) << " CUDA device(s), " << _have                                \
                    << " visible (CPU-only machine or a CPU LibTorch): cuda tests run on a GPU host"; \
     }                                                                                                \
