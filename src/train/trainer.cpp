@@ -129,9 +129,15 @@ TrainEvalResult evaluate_split(model::EqrModel& model, const std::shared_ptr<con
   // Its own generator: evaluation neither reseeds nor advances the training generator or torch's global ones.
   at::Generator gen = model::make_generator(device, derive_seed(seed, static_cast<uint64_t>(dist.rank())));
 
-  // sums: puzzles, exact, cell accuracy, final residual
-  auto sums = torch::zeros({4}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
+  // sums: puzzles, exact, cell accuracy, final residual, ranks stopped early
+  auto sums = torch::zeros({5}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
   while (auto batch = loader.next()) {
+    // A stop request (SIGINT/SIGTERM, request_stop) ends the evaluation at a batch boundary; each rank still
+    // takes part in the one collective below, and all learn that the result is partial.
+    if (stop_requested()) {
+      sums[4] += 1.0;
+      break;
+    }
     const dynamics::Batch b = to_device(*batch, device);
     const auto valid = batch->example_indices.to(device, torch::kLong, /*non_blocking=*/device.is_cuda()) >= 0;  // (B)
     dynamics::Carry carry = dynamics::initial_carry(model, b);
@@ -165,8 +171,13 @@ TrainEvalResult evaluate_split(model::EqrModel& model, const std::shared_ptr<con
   r.exact_accuracy = v[1] / n;
   r.cell_accuracy = v[2] / n;
   r.mean_final_residual = v[3] / n;
+  r.interrupted = v[4] > 0;
   return r;
 }
+
+void request_stop() { g_stop_requested.store(true); }
+bool stop_requested() { return g_stop_requested.load(); }
+void clear_stop_request() { g_stop_requested.store(false); }
 
 at::Generator training_generator(const c10::Device& device, uint64_t seed, int rank) {
   return model::make_generator(device, derive_seed(seed, stream_id("train") + static_cast<uint64_t>(rank)));
@@ -466,12 +477,21 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
       line["eval/n_puzzles"] = r.n_puzzles;
     };
     const uint64_t eval_seed = static_cast<uint64_t>(cfg.eval.seed);
+    const auto stopped = [&](const TrainEvalResult& r) {
+      if (!r.interrupted) return false;
+      result.interrupted = true;  // the loop (or the end of the run) checkpoints and stops
+      logger()->warn("evaluation at step {} stopped by a stop request after {} puzzles; its partial metrics are "
+                     "not recorded", step, r.n_puzzles);
+      return true;
+    };
     const auto raw = evaluate_split(st.model, test_split, cfg.arch.halt_max_steps, eval_batch, eval_seed, dist);
+    if (stopped(raw)) return;
     put("eval/raw", raw);
     if (st.ema) {
       st.ema->swap(*st.model);
       const auto ema = evaluate_split(st.model, test_split, cfg.arch.halt_max_steps, eval_batch, eval_seed, dist);
       st.ema->swap(*st.model);
+      if (stopped(ema)) return;
       put("eval/ema", ema);
     }
     line["eval/depth"] = cfg.arch.halt_max_steps;

@@ -100,6 +100,23 @@ TEST(TrainTrainer, EvaluationLeavesTheTrainingAndGlobalGeneratorsAlone) {
   EXPECT_EQ(d.mean_final_residual, a.mean_final_residual);
 }
 
+TEST(TrainTrainer, AStopRequestEndsAnEvaluationAtABatchBoundary) {
+  torch::manual_seed(0);
+  model::EqrModel model{model::EqrModelOptions(tiny_arch())};
+  model->train();
+  const auto split = test_split(10);
+  Distributed dist;
+  request_stop();  // as SIGTERM during run_training
+  const TrainEvalResult stopped = evaluate_split(model, split, 3, 4, 11, dist);
+  EXPECT_TRUE(stopped.interrupted);
+  EXPECT_EQ(stopped.n_puzzles, 0);  // stopped before its first batch
+  EXPECT_TRUE(model->is_training());
+  clear_stop_request();
+  const TrainEvalResult full = evaluate_split(model, split, 3, 4, 11, dist);
+  EXPECT_FALSE(full.interrupted);
+  EXPECT_EQ(full.n_puzzles, 10);
+}
+
 TEST(TrainTrainer, TrainingGeneratorIsItsOwnAndSeeded) {
   at::Generator g1 = training_generator(torch::kCPU, 3, 0);
   at::Generator g2 = training_generator(torch::kCPU, 3, 0);

@@ -62,7 +62,16 @@ struct TrainEvalResult {
   double exact_accuracy = 0;  ///< whole grid right
   double cell_accuracy = 0;   ///< mean over puzzles of the fraction of right cells
   double mean_final_residual = 0;
+  /// A stop request arrived during the evaluation (on any rank): the metrics cover only part of the split.
+  bool interrupted = false;
 };
+
+/// What SIGINT/SIGTERM do during run_training: the loop checkpoints and stops after the current step, and an
+/// evaluation in progress stops at its next batch (TrainEvalResult::interrupted). run_training clears the
+/// request when it starts; tests use these to stop without a signal.
+void request_stop();
+bool stop_requested();
+void clear_stop_request();
 
 /// Fixed-depth evaluation at breadth 1 on `split` (test batches of `batch_size` rows across ranks; this rank
 /// evaluates its slice): every row runs exactly `depth` supervision steps from a fresh random state, metrics
