@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@
 #include "eqr/config/load.h"
 #include "eqr/core/device.h"
 #include "eqr/core/error.h"
+#include "eqr/core/gemm_peak.h"
 #include "eqr/core/rng.h"
 #include "eqr/core/version.h"
 #include "eqr/dynamics/carry.h"
@@ -156,6 +158,7 @@ void register_bench_model(CLI::App& app) {
     std::string device;
     int64_t threads = -1;
     uint64_t seed = 0;
+    bool no_peak = false;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = bench->add_subcommand(
@@ -167,6 +170,7 @@ void register_bench_model(CLI::App& app) {
   cmd->add_option("--device", a->device, "Device (default: the config's run device)");
   cmd->add_option("--threads", a->threads, "Intra-op CPU threads (default: the config's num_threads)");
   cmd->add_option("--seed", a->seed, "Seed of weights, data, states and noise")->capture_default_str();
+  cmd->add_flag("--no-peak", a->no_peak, "Skip the GEMM peak measurement (about 2 s: float32 and bfloat16)");
   cmd->callback([a] {
     const auto run = config::load(a->config.path, a->config.overrides);
     const auto device = resolve_device(a->device.empty() ? run.device : a->device);
@@ -225,6 +229,18 @@ void register_bench_model(CLI::App& app) {
     const auto flops = model::step_matmul_flops(*m, a->batch);
     const double train_tflops = flops.train / (train.mean_ms * 1e9), eval_tflops = flops.eval / (eval.mean_ms * 1e9);
     const auto dtype = m->forward_dtype();
+    // The yardstick: one plain GEMM of the block's largest shape, (B*S, D) @ (D, 2*SwiGLU width), measured
+    // after the timed steps (so it does not warm the caches for them).
+    std::optional<GemmPeak> peak;
+    if (!a->no_peak) {
+      int64_t n = 3 * arch.hidden_size;
+      for (const auto& p : m->named_parameters()) {
+        if (p.key().find("mlp.gate_up_proj.weight") != std::string::npos) n = p.value().size(0);
+      }
+      peak = measure_gemm_peak(device, a->batch * arch.seq_len, arch.hidden_size, n, 1.0);
+    }
+    const double peak_gflops =
+        peak ? (dtype == torch::kBFloat16 ? peak->bf16_gflops : peak->fp32_gflops) : std::nan("");
     const double rss = peak_rss_mib();
     std::printf("bench model: %s\n", arch_summary(arch).c_str());
     std::printf("device %s, forward dtype %s, threads %d, batch %lld, %lld params, %lld blocks/step, git %s\n",
@@ -240,6 +256,14 @@ void register_bench_model(CLI::App& app) {
     row("no-grad (eval)", eval);
     std::printf("matmul work per step: train %.1f GFLOP (%.2f TFLOP/s), eval %.1f GFLOP (%.2f TFLOP/s)\n",
                 flops.train / 1e9, train_tflops, flops.eval / 1e9, eval_tflops);
+    if (peak) {
+      std::printf("GEMM peak on %s, (%lld x %lld) @ (%lld x %lld): float32 %.0f GFLOP/s, bfloat16 %.0f GFLOP/s; "
+                  "this step's matmuls reach %.0f%% (train) and %.0f%% (eval) of the %s peak\n",
+                  device.str().c_str(), static_cast<long long>(peak->m), static_cast<long long>(peak->k),
+                  static_cast<long long>(peak->k), static_cast<long long>(peak->n), peak->fp32_gflops, peak->bf16_gflops,
+                  100.0 * 1000.0 * train_tflops / peak_gflops, 100.0 * 1000.0 * eval_tflops / peak_gflops,
+                  c10::toString(dtype));
+    }
     if (rss >= 0) std::printf("peak RSS %.0f MiB\n", rss);
     nlohmann::json j = {{"bench", "model"},
                         {"git_sha", git_sha()},
@@ -263,6 +287,11 @@ void register_bench_model(CLI::App& app) {
                         {"eval_matmul_gflop_per_step", flops.eval / 1e9},
                         {"train_matmul_tflops", train_tflops},
                         {"eval_matmul_tflops", eval_tflops},
+                        {"gemm_peak_shape", peak ? nlohmann::json{peak->m, peak->k, peak->n} : nlohmann::json()},
+                        {"gemm_peak_fp32_gflops", peak ? nlohmann::json(peak->fp32_gflops) : nlohmann::json()},
+                        {"gemm_peak_bf16_gflops", peak ? nlohmann::json(peak->bf16_gflops) : nlohmann::json()},
+                        {"train_pct_of_gemm_peak", peak ? nlohmann::json(1e5 * train_tflops / peak_gflops) : nlohmann::json()},
+                        {"eval_pct_of_gemm_peak", peak ? nlohmann::json(1e5 * eval_tflops / peak_gflops) : nlohmann::json()},
                         {"peak_rss_mib", rss},
                         {"arch", config::to_json(arch)}};
     std::cout << j.dump() << "\n";

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
@@ -14,6 +15,7 @@
 
 #include "eqr/core/device.h"
 #include "eqr/core/error.h"
+#include "eqr/core/gemm_peak.h"
 #include "eqr/core/logging.h"
 #include "eqr/core/progress.h"
 #include "eqr/core/rng.h"
@@ -33,6 +35,19 @@ TEST(CoreError, CheckThrowsTypedErrorWithConcatenatedMessage) {
   EXPECT_NO_THROW(EQR_CHECK(true, DataError, "never"));
   // The family shares one base, so main() can catch eqr::Error for exit code 1.
   EXPECT_THROW(EQR_FAIL(CheckpointError, "x"), Error);
+}
+
+TEST(CoreGemmPeak, ValidatesThenTimesBothDtypesAndRejectsBadShapes) {
+  // Throughput is not asserted (no timing in tests): the figures exist, are positive and belong to the shape.
+  const GemmPeak p = measure_gemm_peak(c10::Device(c10::kCPU), 48, 32, 40, 0.01);
+  EXPECT_EQ(p.m, 48);
+  EXPECT_EQ(p.k, 32);
+  EXPECT_EQ(p.n, 40);
+  EXPECT_GT(p.fp32_gflops, 0.0);
+  EXPECT_GT(p.bf16_gflops, 0.0);
+  EXPECT_TRUE(std::isfinite(p.fp32_gflops) && std::isfinite(p.bf16_gflops));
+  EXPECT_THROW(measure_gemm_peak(c10::Device(c10::kCPU), 0, 32, 40, 0.01), UsageError);
+  EXPECT_THROW(measure_gemm_peak(c10::Device(c10::kCPU), 8, 8, 8, 0.0), UsageError);
 }
 
 TEST(CoreDevice, ParsesNamesAndRejectsUnknown) {
