@@ -12,6 +12,8 @@
 
 #include "eqr/config/config.h"
 #include "eqr/config/load.h"
+#include "eqr/dynamics/carry.h"
+#include "eqr/model/init.h"
 #include "test_support.h"
 
 namespace eqr::test {
@@ -30,6 +32,17 @@ inline config::ArchConfig tiny_arch_4x4() {
   a.h_cycles = 3;
   a.l_cycles = 2;
   return a;
+}
+
+/// A batch of `b` rows for tiny_arch_4x4 drawn from a CPU generator seeded `seed`: inputs in [1, 6), labels
+/// in [2, 6), puzzle ids seed..seed+b-1.
+inline dynamics::Batch tiny_batch_4x4(int64_t b, uint64_t seed) {
+  auto g = model::make_generator(c10::Device(c10::kCPU), seed);
+  dynamics::Batch batch;
+  batch.inputs = at::randint(1, 6, {b, 16}, g, torch::kLong);
+  batch.labels = at::randint(2, 6, {b, 16}, g, torch::kLong);
+  batch.puzzle_identifiers = torch::arange(b, torch::kInt) + static_cast<int>(seed);
+  return batch;
 }
 
 /// configs/ci_tiny.yaml with its outputs and built data under `root`, plus `extra` --set overrides.

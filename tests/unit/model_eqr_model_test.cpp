@@ -9,23 +9,12 @@
 
 #include "eqr/core/error.h"
 #include "eqr/model/eqr_model.h"
+#include "fixtures.h"
 
 namespace eqr::model {
 namespace {
 
-config::ArchConfig tiny_arch() {
-  config::ArchConfig a;
-  a.hidden_size = 32;
-  a.num_heads = 4;
-  a.seq_len = 16;
-  a.vocab_size = 6;
-  a.board_height = 4;
-  a.board_width = 4;
-  a.l_layers = 2;
-  a.h_cycles = 3;
-  a.l_cycles = 2;
-  return a;
-}
+config::ArchConfig tiny_arch() { return eqr::test::tiny_arch_4x4(); }  // S 16, D 32, V 6
 
 TEST(EqrModel, PaperParameterCounts) {
   torch::manual_seed(0);
