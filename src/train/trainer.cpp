@@ -23,7 +23,6 @@
 #include "eqr/data/dataset.h"
 #include "eqr/data/generator.h"
 #include "eqr/data/loader.h"
-#include "eqr/dynamics/halting.h"
 #include "eqr/dynamics/step.h"
 #include "eqr/io/checkpoint.h"
 #include "eqr/io/reference_checkpoint.h"
@@ -32,9 +31,9 @@
 #include "eqr/train/adam_atan2.h"
 #include "eqr/train/distributed.h"
 #include "eqr/train/ema.h"
-#include "eqr/train/grad_norm.h"
 #include "eqr/train/loss.h"
 #include "eqr/train/lr_schedule.h"
+#include "eqr/train/train_step.h"
 
 namespace eqr::train {
 namespace fs = std::filesystem;
@@ -405,15 +404,12 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   st.model->to(device);
   dist.broadcast_module(*st.model);
   st.model->train();
-  AdamATan2Options oo(tc.lr);
-  oo.betas(std::make_tuple(tc.beta1, tc.beta2)).weight_decay(tc.weight_decay);
-  st.optimizer = std::make_unique<AdamATan2>(st.model->parameters(), oo);
-  if (tc.ema) st.ema = std::make_unique<Ema>(*st.model, tc.ema_rate, tc.ema_warmup);
+  st.optimizer = make_optimizer(st.model, tc);
+  st.ema = make_ema(st.model, tc);
   st.total_steps = tc.epochs * steps_per_epoch;
   if (tc.max_steps) st.total_steps = std::min(st.total_steps, *tc.max_steps);
   const LrSchedule schedule(tc, st.total_steps);
-  const LossType loss_type = parse_loss_type(tc.loss_type);
-  const auto halting = dynamics::HaltingOptions::from(cfg.arch, /*training=*/true);
+  const TrainStepOptions step_options = TrainStepOptions::from(cfg);
 
   data::LoaderOptions lo;
   lo.mode = data::LoaderMode::kTrain;
@@ -440,7 +436,7 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
     const auto report = io::apply_state_dict(*st.model, weights, tc.load_strict);
     logger()->info("initialised from {} ({} tensors loaded, {} missing, {} unexpected)", *tc.load_checkpoint,
                    report.loaded.size(), report.missing.size(), report.unexpected.size());
-    if (st.ema) st.ema = std::make_unique<Ema>(*st.model, tc.ema_rate, tc.ema_warmup);
+    st.ema = make_ema(st.model, tc);
     EQR_CHECK(tc.load_weights_only, ConfigError, "config key 'train.load_checkpoint' without ",
               "train.load_weights_only = true: continuing another run's optimiser is done with --resume <run dir>");
   }
@@ -552,11 +548,9 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   };
   int64_t window_steps = 0;
   MetricSums window_sums;  // metric sums of the steps since the last log line
-  const std::vector<at::Tensor> params = st.model->parameters();
   std::optional<StepsHistogram> steps_hist;
   if (tc.steps_hist_log_interval_steps) steps_hist.emplace(cfg.arch.halt_max_steps, device);
-  dynamics::StepOptions step_options;
-  step_options.gradient_checkpoint = tc.gradient_checkpoint;
+  TrainStep train_step(st.model, *st.optimizer, st.ema.get(), step_options, &dist);
   // The host batch of the step in flight: kept alive until the next batch replaces it (see to_device).
   std::optional<data::Batch> batch;
 
@@ -580,27 +574,19 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
     EQR_CHECK(batch.has_value(), RuntimeError, "the training loader ran out of batches at step ", st.step);
     const int64_t s = st.step + 1;
 
-    dynamics::StepOutput out = dynamics::step(st.model, st.carry, to_device(*batch, device), st.gen, step_options);
-    dynamics::apply_reference_halting(out.carry, out.q_halt_logits.detach(), halting, st.gen);
-    const StepLoss loss = compute_step_loss(out.logits, out.carry.data.labels.to(torch::kLong), out.q_halt_logits,
-                                            loss_type, tc.q_halt_loss_weight);
-    at::Tensor total = loss.total;
-    if (options.inject_nan_loss_at_step == s) total = total * std::numeric_limits<double>::quiet_NaN();
-    watch.observe(total, s);
-    (total / static_cast<double>(tc.global_batch_size)).backward();
-    dist.all_reduce_gradients(params);
-    // Grad norms (tensors on the device) only when clipping needs them or a log reads them.
+    // One optimisation step (train_step.h): supervision step, halting, loss, backward, all-reduce, clipping,
+    // AdamATan2, EMA; st.carry becomes the new carry.
     const bool grad_norm_now = interval_hit(tc.grad_norm_log_interval_steps, s);
     const bool log_now = (s % tc.log_interval_steps == 0) || s == st.total_steps;
-    GradNorms norms;
-    if (tc.grad_clip_norm || grad_norm_now) norms = grad_norms(params);
-    if (tc.grad_clip_norm) clip_grads_(params, norms, *tc.grad_clip_norm);
     const double lr = schedule(s);
-    st.optimizer->set_lr(lr);
-    st.optimizer->step();
-    st.optimizer->zero_grad();
-    if (st.ema) st.ema->update(*st.model);
-    st.carry = out.carry;
+    TrainStepFlags flags;
+    flags.grad_norms = grad_norm_now;
+    flags.poison_loss = options.inject_nan_loss_at_step == s;
+    const TrainStepResult r = train_step.run(st.carry, to_device(*batch, device), st.gen, lr, flags);
+    const dynamics::StepOutput& out = r.out;
+    const StepLoss& loss = r.loss;
+    const GradNorms& norms = r.norms;
+    watch.observe(r.total, s);
     st.step = s;
     ++window_steps;
 
