@@ -7,6 +7,10 @@
 
 #include <CLI/CLI.hpp>
 
+namespace eqr::config {
+struct ArchConfig;
+}
+
 namespace eqr::app {
 
 /// --config FILE and repeatable --set key=value, shared by every config-driven command.
@@ -16,19 +20,21 @@ struct ConfigArgs {
 };
 void add_config_options(CLI::App* cmd, ConfigArgs& args, bool required);
 
+/// One line naming an architecture's shape and knobs (cmd_model.cpp; `model info` and the benchmarks).
+std::string arch_summary(const config::ArchConfig& arch);
+
 // Top-level commands, registered in this order by main.cpp. A command that extends another
 // (e.g. `eqr bench solver`) finds its parent with app.get_subcommand("bench") and is registered after it.
 void register_version(CLI::App& app);
 void register_config(CLI::App& app);
-void register_bench(CLI::App& app);
+void register_bench(CLI::App& app);  // cmd_bench.cpp: eqr bench model|train|eval
 void register_data(CLI::App& app);        // cmd_data.cpp: eqr data ...
 void register_data_build(CLI::App& app);  // cmd_data_build.cpp: eqr data build, eqr bench loader
 void register_bench_data(CLI::App& app);  // cmd_data.cpp: eqr bench csv|solver|generator
 void register_import(CLI::App& app);
 void register_launch(CLI::App& app);  // cmd_launch.cpp: eqr launch -n N -- <args>
 void register_train(CLI::App& app);   // cmd_train.cpp: eqr train
-void register_model(CLI::App& app);        // cmd_model.cpp: eqr model info
-void register_bench_model(CLI::App& app);  // cmd_model.cpp: eqr bench model
+void register_model(CLI::App& app);  // cmd_model.cpp: eqr model info
 void register_eval(CLI::App& app);   // cmd_eval.cpp: eqr eval ; cmd_solve.cpp: eqr solve
 void register_solve(CLI::App& app);
 

@@ -53,7 +53,6 @@ int main(int argc, char** argv) {
   eqr::app::register_launch(app);
   eqr::app::register_train(app);
   eqr::app::register_model(app);
-  eqr::app::register_bench_model(app);
   eqr::app::register_eval(app);
   eqr::app::register_solve(app);
 

@@ -121,13 +121,11 @@ if [ $BUILD_RC -eq 0 ]; then
     stamp "bench model: paper shape, $variant, batch $BATCH, bfloat16, $DEVICE"
     extra=()
     [ "$variant" = attention ] && extra=(--set arch.mlp_t=false)
-    # bench model prints its table, then one JSON object as its last line.
+    # bench model --json prints one JSON object (one line) on stdout; logs go to stderr.
     timeout -k 20 120 "$BUILD/eqr" bench model -c configs/sudoku_extreme.yaml --device "$DEVICE" -b "$BATCH" --iters 10 \
-      --warmup 3 --set arch.forward_dtype=bfloat16 --set arch.reduced_precision_on_cpu=true "${extra[@]}" \
-      > "$OUT/bench_$variant.out" 2>&1
-    head -n -1 "$OUT/bench_$variant.out"
-    tail -1 "$OUT/bench_$variant.out" > "$OUT/bench_$variant.json"
-    cat "$OUT/bench_$variant.json"
+      --warmup 3 --set arch.forward_dtype=bfloat16 --set arch.reduced_precision_on_cpu=true "${extra[@]}" --json \
+      > "$OUT/bench_$variant.json" 2> "$OUT/bench_$variant.out"
+    cat "$OUT/bench_$variant.out" "$OUT/bench_$variant.json"
   done
 fi
 

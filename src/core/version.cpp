@@ -1,5 +1,7 @@
 #include "eqr/core/version.h"
 
+#include <dlfcn.h>
+
 #include <fstream>
 #include <thread>
 
@@ -46,6 +48,14 @@ std::string blas_kind() {
   if (path.find("atlas") != std::string::npos) return "atlas";
   if (path.find("/blas/") != std::string::npos) return "reference";
   return "unknown";
+}
+
+int blas_num_threads() {
+  using GetThreads = int (*)();
+  for (const char* name : {"openblas_get_num_threads", "mkl_get_max_threads"}) {
+    if (auto* fn = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, name))) return fn();
+  }
+  return -1;
 }
 
 nlohmann::json environment_info() {

@@ -429,6 +429,7 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
     if (progress) {
       progress->set(summary.trajectory_steps, std::to_string(puzzles_done) + "/" + std::to_string(p_total) + " puzzles");
     }
+    if (options.on_step) options.on_step(summary.batch_steps);
 
     std::vector<int64_t> stopped;
     for (RowRead& rd : reads) {

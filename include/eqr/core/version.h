@@ -17,6 +17,9 @@ std::string torch_version();
 /// ("openblas", "reference", "mkl", "blis", "unknown").
 std::string blas_library_path();
 std::string blas_kind();
+/// Threads the loaded BLAS uses now (openblas_get_num_threads / mkl_get_max_threads, found with dlsym), or -1
+/// when neither is found (e.g. MKL linked statically into LibTorch, or a reference BLAS).
+int blas_num_threads();
 /// Everything above plus CUDA availability, device count and thread count, as one JSON object.
 nlohmann::json environment_info();
 

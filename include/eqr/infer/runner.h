@@ -85,6 +85,9 @@ struct RunnerOptions {
   bool keep_residuals = true;
   /// Progress line on stderr (terminal: live; pipe: every 10 s).
   bool show_progress = false;
+  /// Called after every batch step (RunSummary::batch_steps so far), once the step's host reads are done
+  /// and before finished rows are handed over and refilled (for `eqr bench eval`'s per-step timing).
+  std::function<void(int64_t batch_step)> on_step;
 
   /// Sorts and deduplicates depths, sets depth.max_depth; ConfigError for empty/non-positive values.
   void normalise();
