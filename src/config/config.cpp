@@ -81,6 +81,7 @@ void fields(V& v, ArchConfig& c) {
   v("l_init_std", c.l_init_std, at_least(0));
   v("forward_dtype", c.forward_dtype, one_of({"bfloat16", "float32", "float16"}));
   v("reduced_precision_on_cpu", c.reduced_precision_on_cpu, any());
+  v("fused_kernels", c.fused_kernels, any());
   v("rms_norm_eps", c.rms_norm_eps, positive());
   v("q_head_bias_init", c.q_head_bias_init, any());
   v("vocab_size", c.vocab_size, at_least(3));

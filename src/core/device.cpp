@@ -3,10 +3,14 @@
 #include <torch/torch.h>
 
 #include <dlfcn.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "eqr/core/error.h"
@@ -99,11 +103,38 @@ c10::ScalarType parse_dtype(const std::string& name) {
   EQR_FAIL(ConfigError, "dtype '", name, "' is not known; expected float32, bfloat16 or float16");
 }
 
+bool cpu_has_native_bf16() {
+  static const bool has = [] {
+    if (const char* env = std::getenv("EQR_CPU_BF16"); env != nullptr && *env != '\0') {
+      return std::string(env) != "0";
+    }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (__get_cpuid_max(0, nullptr) < 7) return false;
+    __cpuid_count(1, 0, a, b, c, d);
+    if ((c & (1u << 27)) == 0) return false;  // OSXSAVE: xgetbv is usable
+    unsigned xcr0_lo = 0, xcr0_hi = 0;
+    __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    const bool os_avx512 = (xcr0_lo & 0xE6u) == 0xE6u;  // SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM state
+    __cpuid_count(7, 0, a, b, c, d);
+    const bool avx512bw = (b & (1u << 30)) != 0;
+    const bool amx_bf16 = (d & (1u << 22)) != 0;
+    __cpuid_count(7, 1, a, b, c, d);
+    const bool avx512_bf16 = (a & (1u << 5)) != 0;
+    return os_avx512 && avx512bw && (avx512_bf16 || amx_bf16);
+#else
+    return false;
+#endif
+  }();
+  return has;
+}
+
 c10::ScalarType forward_dtype_for(const std::string& configured, const c10::Device& device,
-                                  bool allow_reduced_on_cpu) {
+                                  std::optional<bool> reduced_on_cpu) {
   const auto dtype = parse_dtype(configured);
-  if (device.is_cpu() && dtype != c10::kFloat && !allow_reduced_on_cpu) return c10::kFloat;
-  return dtype;
+  if (!device.is_cpu() || dtype == c10::kFloat) return dtype;
+  if (reduced_on_cpu.has_value()) return *reduced_on_cpu ? dtype : c10::kFloat;
+  return dtype == c10::kBFloat16 && cpu_has_native_bf16() ? dtype : c10::kFloat;
 }
 
 }  // namespace eqr

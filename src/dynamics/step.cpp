@@ -9,6 +9,7 @@
 #include <torch/version.h>
 
 #include "eqr/core/error.h"
+#include "eqr/model/fused.h"
 
 namespace eqr::dynamics {
 
@@ -106,6 +107,9 @@ class CheckpointedLLevel : public torch::autograd::Function<CheckpointedLLevel> 
                                                 c10::intrusive_ptr<RecomputeState> state,
                                                 std::optional<at::Generator> gen) {
     (void)params;  // read through state->model; passed so that autograd links them to this node
+    // Grad is off here, but the result must equal backward's recomputation (which runs with grad, i.e.
+    // the LibTorch compositions), so the fused no-grad kernels are not used.
+    const model::fused::CompositeOnly same_ops_as_backward;
     at::Tensor out = state->model->l_level(h, injection, state->cs, std::move(gen));
     ctx->save_for_backward({h, injection});
     ctx->saved_data["state"] = at::IValue::make_capsule(std::move(state));
@@ -210,7 +214,9 @@ StepOutput step(model::EqrModel& model, const Carry& carry, const Batch& batch, 
   const at::Tensor prev_h = carry.z_h.to(current.z_h.options());
   const at::Tensor prev_l = carry.z_l.to(current.z_l.options());
 
-  // 2. Deep recursion on the current data; the embedding is computed once, with grad.
+  // 2. Deep recursion on the current data; the embedding is computed once, with grad. Each linear weight
+  //    is cast to the forward dtype once for the whole step (it is used h_cycles * (l_cycles + 1) times).
+  const model::WeightCastScope casts(*model, model->forward_dtype());
   const at::Tensor x = model->embed(current.data.inputs);
   auto [z_h, z_l] = deep_recursion(model, current.z_h, current.z_l, x, gen, options.gradient_checkpoint);
 

@@ -9,6 +9,7 @@
 #include <torch/version.h>
 
 #include "eqr/core/error.h"
+#include "eqr/model/fused.h"
 #include "eqr/model/init.h"
 
 namespace eqr::model {
@@ -114,7 +115,36 @@ at::Tensor CastedLinearImpl::forward(const at::Tensor& x) {
   EQR_CHECK(x.dim() >= 1 && x.size(-1) == options.in_features(), RuntimeError, "CastedLinear: input ",
             shape_str(x), " has last axis ", (x.dim() >= 1 ? x.size(-1) : 0), ", expected ", options.in_features());
   const auto dtype = x.scalar_type();
+  const bool grad_needed = at::GradMode::is_enabled() && weight.requires_grad();
+  if (cached_weight_.defined() && cached_weight_.scalar_type() == dtype && !grad_needed) {
+    return at::linear(x, cached_weight_, cached_bias_);
+  }
   return at::linear(x, weight.to(dtype), bias.defined() ? bias.to(dtype) : at::Tensor());
+}
+
+void CastedLinearImpl::cache_cast(c10::ScalarType dtype) {
+  at::NoGradGuard no_grad;
+  cached_weight_ = weight.to(dtype);
+  cached_bias_ = bias.defined() ? bias.to(dtype) : at::Tensor();
+}
+
+void CastedLinearImpl::clear_cast_cache() {
+  cached_weight_ = at::Tensor();
+  cached_bias_ = at::Tensor();
+}
+
+WeightCastScope::WeightCastScope(torch::nn::Module& module, c10::ScalarType dtype) {
+  if (dtype == at::kFloat) return;
+  for (const auto& m : module.modules(/*include_self=*/true)) {
+    if (auto* linear = dynamic_cast<CastedLinearImpl*>(m.get())) {
+      linear->cache_cast(dtype);
+      linears_.push_back(linear);
+    }
+  }
+}
+
+WeightCastScope::~WeightCastScope() {
+  for (auto* linear : linears_) linear->clear_cast_cache();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -142,8 +172,7 @@ SwiGLUImpl::SwiGLUImpl(const SwiGLUOptions& options_) : options(options_) {
 }
 
 at::Tensor SwiGLUImpl::forward(const at::Tensor& x) {
-  const auto halves = gate_up_proj->forward(x).chunk(2, -1);
-  return down_proj->forward(at::silu(halves[0]) * halves[1]);
+  return down_proj->forward(fused::swiglu(gate_up_proj->forward(x), options.fused()));
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "eqr/core/error.h"
+#include "eqr/model/fused.h"
 
 namespace eqr::model {
 
@@ -13,32 +14,35 @@ ReasoningBlockOptions ReasoningBlockOptions::from(const config::ArchConfig& arch
       .mlp_t(arch.mlp_t)
       .num_heads(arch.num_heads)
       .expansion(arch.expansion)
-      .rms_norm_eps(arch.rms_norm_eps);
+      .rms_norm_eps(arch.rms_norm_eps)
+      .fused(arch.fused_kernels);
 }
 
 ReasoningBlockImpl::ReasoningBlockImpl(const ReasoningBlockOptions& options_) : options(options_) {
   if (options.mlp_t()) {
-    mlp_t = register_module("mlp_t", SwiGLU(SwiGLUOptions(options.seq_len(), options.expansion())));
+    mlp_t = register_module("mlp_t", SwiGLU(SwiGLUOptions(options.seq_len(), options.expansion()).fused(options.fused())));
   } else {
     self_attn = register_module(
         "self_attn",
         Attention(AttentionOptions(options.hidden_size(), options.num_heads()).kernel(options.attention_kernel())));
   }
-  mlp = register_module("mlp", SwiGLU(SwiGLUOptions(options.hidden_size(), options.expansion())));
+  mlp = register_module("mlp", SwiGLU(SwiGLUOptions(options.hidden_size(), options.expansion()).fused(options.fused())));
 }
 
 at::Tensor ReasoningBlockImpl::forward(const at::Tensor& h, const CosSin& cs) {
   EQR_CHECK(h.dim() == 3 && h.size(1) == options.seq_len() && h.size(2) == options.hidden_size(), RuntimeError,
             "ReasoningBlock: input ", h.sizes(), ", expected (B, ", options.seq_len(), ", ", options.hidden_size(), ")");
   const double eps = options.rms_norm_eps();
+  const bool fused = options.fused();
   at::Tensor x = h;
   if (options.mlp_t()) {
-    const at::Tensor t = x.transpose(1, 2);                  // (B, D, S)
-    x = rms_norm(t + mlp_t->forward(t), eps).transpose(1, 2);  // normalised over S, back to (B, S, D)
+    // rms_norm(h^T + mlp_t(h^T)) over S, back to (B, S, D): the fused kernel reads the (B, D, S) output
+    // of mlp_t directly and writes (B, S, D), so no transpose is materialised on the way back.
+    x = fused::add_rms_norm_transposed(x, mlp_t->forward(x.transpose(1, 2)), eps, fused);
   } else {
-    x = rms_norm(x + self_attn->forward(x, cs), eps);
+    x = fused::add_rms_norm(x, self_attn->forward(x, cs), eps, fused);
   }
-  return rms_norm(x + mlp->forward(x), eps);
+  return fused::add_rms_norm(x, mlp->forward(x), eps, fused);
 }
 
 }  // namespace eqr::model

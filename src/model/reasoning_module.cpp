@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "eqr/core/error.h"
+#include "eqr/model/fused.h"
 #include "eqr/model/init.h"
 
 namespace eqr::model {
@@ -39,12 +40,15 @@ at::Tensor ReasoningModuleImpl::forward(const at::Tensor& h, const at::Tensor& i
   EQR_CHECK(h.scalar_type() == injection.scalar_type(), RuntimeError, "ReasoningModule: state dtype ",
             h.scalar_type(), " differs from injection dtype ", injection.scalar_type());
   const at::Tensor updated = stack(h + injection, cs);
-  const double lambda = options.lambda();
-  at::Tensor out = lambda == 1.0 ? updated : (1.0 - lambda) * h + lambda * updated;
+  // Path noise: drawn in h's dtype, as the reference's randn_like, except bfloat16 on the CPU, where it is
+  // drawn in float32 (LibTorch's CPU normal_ is vectorised for float32 only: 2 ms against 13 ms for a
+  // (16, 81, 512) draw) and rounded once inside the update. float32 runs draw exactly as before.
+  at::Tensor noise;
   if (options.noise_scale() > 0.0) {
-    out = out + randn(h.sizes(), h.options(), gen) * options.noise_scale();
+    const auto noise_dtype = h.device().is_cpu() ? at::kFloat : h.scalar_type();
+    noise = randn(h.sizes(), h.options().dtype(noise_dtype), gen);
   }
-  return out;
+  return fused::damped_update(h, updated, options.lambda(), noise, options.noise_scale(), options.block().fused());
 }
 
 }  // namespace eqr::model

@@ -19,7 +19,7 @@
 namespace eqr::test {
 
 /// A small model on a 4x4 board (S 16, V 6): hidden 32, 4 heads, 2 layers, h_cycles 3, l_cycles 2.
-/// Callers change what their test is about (noise, mixer, dtype).
+/// Float32 on the CPU whatever the machine. Callers change what their test is about (noise, mixer, dtype).
 inline config::ArchConfig tiny_arch_4x4() {
   config::ArchConfig a;
   a.hidden_size = 32;
@@ -31,6 +31,7 @@ inline config::ArchConfig tiny_arch_4x4() {
   a.l_layers = 2;
   a.h_cycles = 3;
   a.l_cycles = 2;
+  a.reduced_precision_on_cpu = false;  // float32 on every CPU (the auto default picks bfloat16 on some)
   return a;
 }
 

@@ -97,7 +97,9 @@ TEST(ConfigDefaults, MatchReferenceSpecSection8) {
 
 TEST(ConfigDefaults, EveryKnobIsWritten) {
   const Tree t = to_json(RunConfig{});
-  EXPECT_EQ(t["arch"].size(), 25u);
+  EXPECT_EQ(t["arch"].size(), 26u);
+  EXPECT_TRUE(t["arch"]["reduced_precision_on_cpu"].is_null());  // auto
+  EXPECT_TRUE(t["arch"]["fused_kernels"].get<bool>());
   EXPECT_TRUE(t["train"].contains("grad_clip_norm"));
   EXPECT_TRUE(t["train"]["grad_clip_norm"].is_null());
   EXPECT_TRUE(t["eval"]["depth"].is_array());

@@ -64,6 +64,13 @@ TEST(CoreDevice, ParsesNamesAndRejectsUnknown) {
   EXPECT_THROW(parse_dtype("int8"), ConfigError);
   EXPECT_EQ(forward_dtype_for("bfloat16", c10::Device(c10::kCPU), false), c10::kFloat);
   EXPECT_EQ(forward_dtype_for("bfloat16", c10::Device(c10::kCPU), true), c10::kBFloat16);
+  EXPECT_EQ(forward_dtype_for("float16", c10::Device(c10::kCPU), true), c10::kHalf);
+  // Unset = auto: bfloat16 only where the CPU does it natively; float16 and float32 never change.
+  EXPECT_EQ(forward_dtype_for("bfloat16", c10::Device(c10::kCPU), std::nullopt),
+            cpu_has_native_bf16() ? c10::kBFloat16 : c10::kFloat);
+  EXPECT_EQ(forward_dtype_for("float16", c10::Device(c10::kCPU), std::nullopt), c10::kFloat);
+  EXPECT_EQ(forward_dtype_for("float32", c10::Device(c10::kCPU), std::nullopt), c10::kFloat);
+  EXPECT_EQ(forward_dtype_for("bfloat16", c10::Device(c10::kCUDA, 0), false), c10::kBFloat16);
   EXPECT_THROW(set_num_threads(-1), UsageError);
 }
 

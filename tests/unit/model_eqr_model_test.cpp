@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "eqr/core/device.h"
 #include "eqr/core/error.h"
 #include "eqr/model/eqr_model.h"
 #include "fixtures.h"
@@ -149,11 +150,15 @@ TEST(EqrModel, InitBuffersAreNotParametersAndPersistOnlyForFixedInit) {
   EXPECT_EQ(t->L_level->options.noise_scale(), 0.0);
 }
 
-TEST(EqrModel, ForwardDtypeIsFloat32OnCpuUnlessAllowed) {
+TEST(EqrModel, ForwardDtypeOnCpuFollowsTheConfigOrTheCpu) {
   auto a = tiny_arch();
   a.forward_dtype = "bfloat16";
+  a.reduced_precision_on_cpu = false;
   EqrModel m(EqrModelOptions{a});
   EXPECT_EQ(m->forward_dtype(), torch::kFloat);
+  a.reduced_precision_on_cpu = std::nullopt;  // auto
+  EqrModel automatic(EqrModelOptions{a});
+  EXPECT_EQ(automatic->forward_dtype(), cpu_has_native_bf16() ? torch::kBFloat16 : torch::kFloat);
   a.reduced_precision_on_cpu = true;
   EqrModel r(EqrModelOptions{a});
   EXPECT_EQ(r->forward_dtype(), torch::kBFloat16);

@@ -58,8 +58,14 @@ struct ArchConfig {
   double l_init_std = 1.0;
   /// Forward dtype: "bfloat16" (reference, CUDA) or "float32". Parameters are always float32.
   std::string forward_dtype = "bfloat16";
-  /// Allow bfloat16/float16 forward on CPU (slow there; by default CPU runs float32).
-  bool reduced_precision_on_cpu = false;
+  /// Reduced-precision forward on the CPU: null = auto (forward_dtype bfloat16 runs in bfloat16 where the
+  /// CPU has native bfloat16 arithmetic, AVX512-BF16 or AMX-BF16, detected at run time; float32 elsewhere);
+  /// true = the forward_dtype as configured; false = float32.
+  std::optional<bool> reduced_precision_on_cpu = std::nullopt;
+  /// Fused CPU kernels for the block's elementwise steps where no gradient is needed (SwiGLU activation,
+  /// residual + RMSNorm, damped noisy update); false = plain LibTorch ops everywhere (same results
+  /// within rounding; for checks and debugging).
+  bool fused_kernels = true;
   /// RMSNorm epsilon.
   double rms_norm_eps = 1e-5;
   /// Initial bias of both q_head outputs (the reference uses -5: start by not halting).

@@ -1,6 +1,7 @@
 #pragma once
 // Device and dtype choice. All eqr code is device-agnostic: it takes a torch::Device from here.
 
+#include <optional>
 #include <string>
 
 #include <c10/core/Device.h>
@@ -16,10 +17,16 @@ c10::Device resolve_device(const std::string& name);
 /// Throws ConfigError for anything else.
 c10::ScalarType parse_dtype(const std::string& name);
 
-/// The dtype the forward pass runs in: the configured one, except that bfloat16/float16 on CPU are
-/// kept only when `allow_reduced_on_cpu` is set (CPU bf16 matmuls are slow; float32 is the default there).
+/// True when this CPU does bfloat16 arithmetic natively (AVX512-BF16 or AMX-BF16, with the OS saving
+/// the AVX-512 state), so bfloat16 GEMMs through oneDNN beat float32 ones (measured 4x on AVX512-BF16).
+/// Read once from CPUID; false off x86-64. EQR_CPU_BF16=0/1 overrides the detection (tests, debugging).
+bool cpu_has_native_bf16();
+
+/// The dtype the forward pass runs in: the configured one on accelerators. On the CPU, a reduced dtype
+/// is kept when `reduced_on_cpu` is true, replaced by float32 when false, and when unset (auto) kept only
+/// if it is bfloat16 and cpu_has_native_bf16() (float16 and emulated bfloat16 are slow on CPUs).
 c10::ScalarType forward_dtype_for(const std::string& configured, const c10::Device& device,
-                                  bool allow_reduced_on_cpu);
+                                  std::optional<bool> reduced_on_cpu);
 
 /// Number of CUDA devices visible to LibTorch (0 on a CPU build).
 int cuda_device_count();

@@ -52,7 +52,8 @@ class EqrModelImpl : public torch::nn::Module {
   /// Device of the parameters.
   c10::Device device() const;
   /// The dtype states and activations use: eqr::forward_dtype_for(arch.forward_dtype, device(),
-  /// arch.reduced_precision_on_cpu) — bfloat16 on CUDA (reference), float32 on CPU by default.
+  /// arch.reduced_precision_on_cpu) — bfloat16 on CUDA (reference); on the CPU bfloat16 where it has
+  /// native bfloat16 arithmetic (eqr::cpu_has_native_bf16), else float32, unless the config says.
   c10::ScalarType forward_dtype() const;
 
   /// x = sqrt(D) * embed_tokens(inputs) in the forward dtype. inputs: (B, S) integer ids -> (B, S, D).

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <ATen/Tensor.h>
 #include <c10/core/ScalarType.h>
@@ -88,12 +89,35 @@ class CastedLinearImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   /// Re-draws the weight (truncated normal, std 1/sqrt(in)) and zeroes the bias.
   void reset_parameters();
+  /// Casts weight and bias to `dtype` once and uses the copies in every forward in that dtype that needs
+  /// no gradient, until clear_cast_cache() (see WeightCastScope). Where a gradient is needed the weight is
+  /// cast at each call as before: one shared cast would sum the calls' weight gradients in bfloat16.
+  void cache_cast(c10::ScalarType dtype);
+  void clear_cast_cache();
 
   CastedLinearOptions options;
   at::Tensor weight;  ///< (out, in) float32
   at::Tensor bias;    ///< (out) float32, or undefined
+
+ private:
+  at::Tensor cached_weight_, cached_bias_;
 };
 TORCH_MODULE(CastedLinear);
+
+/// Casts every CastedLinear weight under `module` to `dtype` once for the scope's lifetime, for the calls
+/// that need no gradient (a supervision step runs each weight h_cycles * (l_cycles + 1) times, and all
+/// but the last cycle's without grad). No-op for float32 (the cast is free there). Parameters must not
+/// change while the scope lives.
+class WeightCastScope {
+ public:
+  WeightCastScope(torch::nn::Module& module, c10::ScalarType dtype);
+  ~WeightCastScope();
+  WeightCastScope(const WeightCastScope&) = delete;
+  WeightCastScope& operator=(const WeightCastScope&) = delete;
+
+ private:
+  std::vector<CastedLinearImpl*> linears_;
+};
 
 // ---------------------------------------------------------------------------------------------------
 // CastedEmbedding: parameter `embedding_weight` (V, D) float32, looked up in the forward dtype.
@@ -131,6 +155,8 @@ struct SwiGLUOptions {
   TORCH_ARG(int64_t, in_dim);
   /// Expansion; I = swiglu_intermediate_size(in_dim, expansion).
   TORCH_ARG(double, expansion);
+  /// Fused activation kernel where no gradient is needed (eqr/model/fused.h; arch.fused_kernels).
+  TORCH_ARG(bool, fused) = true;
 };
 
 class SwiGLUImpl : public torch::nn::Module {
