@@ -9,7 +9,6 @@
 #include <torch/version.h>
 
 #include "eqr/core/error.h"
-#include "eqr/model/fused.h"
 
 namespace eqr::dynamics {
 
@@ -107,9 +106,6 @@ class CheckpointedLLevel : public torch::autograd::Function<CheckpointedLLevel> 
                                                 c10::intrusive_ptr<RecomputeState> state,
                                                 std::optional<at::Generator> gen) {
     (void)params;  // read through state->model; passed so that autograd links them to this node
-    // Grad is off here, but the result must equal backward's recomputation (which runs with grad, i.e.
-    // the LibTorch compositions), so the fused no-grad kernels are not used.
-    const model::fused::CompositeOnly same_ops_as_backward;
     at::Tensor out = state->model->l_level(h, injection, state->cs, std::move(gen));
     ctx->save_for_backward({h, injection});
     ctx->saved_data["state"] = at::IValue::make_capsule(std::move(state));

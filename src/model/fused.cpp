@@ -17,6 +17,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include "eqr/core/error.h"
 #include "eqr/model/layers.h"
@@ -171,6 +172,98 @@ EQR_SIMD_CLONES void damped_range(const T* __restrict h, const T* __restrict u, 
   }
 }
 
+/// Backward of swiglu_rows: dgu[r, i] = round(dy * u) * silu'(g), dgu[r, I + i] = dy * round(silu(g)), as
+/// autograd differentiates silu(g) * u (silu'(g) = sigmoid(g) (1 + g (1 - sigmoid(g)))).
+template <class T>
+EQR_SIMD_CLONES void swiglu_backward_rows(const T* __restrict in, const T* __restrict dy, T* __restrict dgu,
+                                          int64_t r0, int64_t r1, int64_t I) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* g = in + r * 2 * I;
+    const T* u = g + I;
+    const T* d = dy + r * I;
+    T* o = dgu + r * 2 * I;
+    for (int64_t i = 0; i < I; ++i) {
+      const float a = load(g, i);
+      const float sig = 1.0f / (1.0f + fast_exp(-a));
+      const float dd = load(d, i);
+      store(o, I + i, dd * round_to<T>(a * sig));
+      store(o, i, round_to<T>(dd * load(u, i)) * (sig * (1.0f + a * (1.0f - sig))));
+    }
+  }
+}
+
+/// Backward of add_rms_norm_rows for rows [r0, r1): with h = round(x + y), rr = 1/sqrt(mean(h^2) + eps),
+/// dh = rr d - rr^3 h mean(d h); the sum's gradient goes to x and y alike (written once, to ds).
+template <class T>
+EQR_SIMD_CLONES void add_rms_norm_backward_rows(const T* __restrict x, const T* __restrict y, const T* __restrict dout,
+                                                T* __restrict ds, int64_t r0, int64_t r1, int64_t D, float eps,
+                                                float* __restrict tmp) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* xr = x + r * D;
+    const T* yr = y + r * D;
+    const T* dr = dout + r * D;
+    float ss[kLanes] = {}, dot[kLanes] = {};
+    for (int64_t i = 0; i < D; ++i) tmp[i] = round_to<T>(load(xr, i) + load(yr, i));
+    int64_t i = 0;
+    for (; i + kLanes <= D; i += kLanes) {
+      for (int64_t j = 0; j < kLanes; ++j) {
+        ss[j] += tmp[i + j] * tmp[i + j];
+        dot[j] += load(dr, i + j) * tmp[i + j];
+      }
+    }
+    for (; i < D; ++i) {
+      ss[0] += tmp[i] * tmp[i];
+      dot[0] += load(dr, i) * tmp[i];
+    }
+    float sum_ss = 0.0f, sum_dot = 0.0f;
+    for (int64_t j = 0; j < kLanes; ++j) {
+      sum_ss += ss[j];
+      sum_dot += dot[j];
+    }
+    const float rr = 1.0f / std::sqrt(sum_ss / static_cast<float>(D) + eps);
+    const float coef = rr * rr * rr * sum_dot / static_cast<float>(D);
+    T* o = ds + r * D;
+    for (int64_t k = 0; k < D; ++k) store(o, k, rr * load(dr, k) - coef * tmp[k]);
+  }
+}
+
+/// Backward of add_rms_norm_transposed_block: the same formula over S for each hidden unit; the gradient
+/// is written to dx (B, S, D) and, transposed, to dy_t (B, D, S).
+template <class T>
+EQR_SIMD_CLONES void add_rms_norm_transposed_backward_block(const T* __restrict x, const T* __restrict y_t,
+                                                            const T* __restrict dout, T* __restrict dx,
+                                                            T* __restrict dy_t, int64_t b, int64_t d0, int64_t nd,
+                                                            int64_t S, int64_t D, float eps, float* __restrict tmp) {
+  float ss[kColumnBlock] = {}, dot[kColumnBlock] = {};
+  const T* xb = x + b * S * D + d0;
+  const T* yb = y_t + (b * D + d0) * S;
+  const T* db = dout + b * S * D + d0;
+  for (int64_t s = 0; s < S; ++s) {
+    float* t = tmp + s * kColumnBlock;
+    for (int64_t j = 0; j < nd; ++j) {
+      const float v = round_to<T>(load(xb + s * D, j) + load(yb + j * S, s));
+      t[j] = v;
+      ss[j] += v * v;
+      dot[j] += load(db + s * D, j) * v;
+    }
+  }
+  float rr[kColumnBlock], coef[kColumnBlock];
+  for (int64_t j = 0; j < nd; ++j) {
+    rr[j] = 1.0f / std::sqrt(ss[j] / static_cast<float>(S) + eps);
+    coef[j] = rr[j] * rr[j] * rr[j] * dot[j] / static_cast<float>(S);
+  }
+  T* xo = dx + b * S * D + d0;
+  T* yo = dy_t + (b * D + d0) * S;
+  for (int64_t s = 0; s < S; ++s) {
+    const float* t = tmp + s * kColumnBlock;
+    for (int64_t j = 0; j < nd; ++j) {
+      const float g = rr[j] * load(db + s * D, j) - coef[j] * t[j];
+      store(xo + s * D, j, g);
+      store(yo + j * S, s, g);
+    }
+  }
+}
+
 // ---- dispatch -----------------------------------------------------------------------------------------
 
 /// Elements per parallel_for chunk: large enough that a thread's start-up cost does not dominate.
@@ -216,35 +309,20 @@ bool grad_needed(std::initializer_list<const at::Tensor*> ts) {
   return false;
 }
 
-thread_local bool composite_only = false;
-
 bool applies(std::initializer_list<const at::Tensor*> ts, bool fused) {
-  if (!fused || composite_only || grad_needed(ts)) return false;
-  const at::Tensor& first = **ts.begin();
+  if (!fused) return false;
+  const auto dtype = (*ts.begin())->scalar_type();
   for (const auto* t : ts) {
-    if (!t->defined()) continue;
-    if (!t->device().is_cpu()) return false;
+    if (t->defined() && !t->device().is_cpu()) return false;
   }
-  const auto dtype = first.scalar_type();
   return dtype == at::kFloat || dtype == at::kBFloat16;
 }
 
-}  // namespace
+// ---- kernels on whole tensors (no autograd) ----------------------------------------------------------
 
-bool kernel_applies(const at::Tensor& t, bool fused) { return applies({&t}, fused); }
-
-CompositeOnly::CompositeOnly() : previous_(composite_only) { composite_only = true; }
-CompositeOnly::~CompositeOnly() { composite_only = previous_; }
-
-at::Tensor swiglu(const at::Tensor& gate_up, bool fused) {
-  const int64_t two_i = gate_up.size(-1);
-  EQR_CHECK(two_i % 2 == 0, RuntimeError, "swiglu: last axis ", two_i, " is not even");
-  if (!applies({&gate_up}, fused)) {
-    const auto halves = gate_up.chunk(2, -1);
-    return at::silu(halves[0]) * halves[1];
-  }
+at::Tensor swiglu_kernel(const at::Tensor& gate_up) {
   const at::Tensor in = gate_up.contiguous();
-  const int64_t I = two_i / 2;
+  const int64_t two_i = in.size(-1), I = two_i / 2;
   const int64_t rows = I == 0 ? 0 : in.numel() / two_i;
   std::vector<int64_t> shape(in.sizes().begin(), in.sizes().end());
   shape.back() = I;
@@ -258,10 +336,19 @@ at::Tensor swiglu(const at::Tensor& gate_up, bool fused) {
   return out;
 }
 
-at::Tensor add_rms_norm(const at::Tensor& x, const at::Tensor& y, double eps, bool fused) {
-  EQR_CHECK(x.sizes() == y.sizes() && x.scalar_type() == y.scalar_type(), RuntimeError, "add_rms_norm: x ",
-            x.sizes(), " ", x.scalar_type(), " and y ", y.sizes(), " ", y.scalar_type(), " differ");
-  if (!applies({&x, &y}, fused) || x.dim() == 0) return rms_norm(x + y, eps);
+at::Tensor swiglu_backward_kernel(const at::Tensor& gate_up, const at::Tensor& dy) {
+  const int64_t two_i = gate_up.size(-1), I = two_i / 2;
+  const int64_t rows = I == 0 ? 0 : gate_up.numel() / two_i;
+  const at::Tensor d = dy.to(gate_up.scalar_type()).contiguous();
+  return with_pointers(gate_up, gate_up, [&](auto* in, auto*, auto* dgu) {
+    using T = Elem<decltype(in)>;
+    const T* ds = ptr<T>(d);
+    at::parallel_for(0, rows, grain_rows(two_i),
+                     [&](int64_t r0, int64_t r1) { swiglu_backward_rows<T>(in, ds, dgu, r0, r1, I); });
+  });
+}
+
+at::Tensor add_rms_norm_kernel(const at::Tensor& x, const at::Tensor& y, double eps) {
   const int64_t D = x.size(-1);
   const int64_t rows = D == 0 ? 0 : x.numel() / D;
   return with_pointers(x, y, [&](auto* xs, auto* ys, auto* dst) {
@@ -272,41 +359,62 @@ at::Tensor add_rms_norm(const at::Tensor& x, const at::Tensor& y, double eps, bo
   });
 }
 
-at::Tensor add_rms_norm_transposed(const at::Tensor& x, const at::Tensor& y_t, double eps, bool fused) {
-  EQR_CHECK(x.dim() == 3 && y_t.dim() == 3 && x.size(0) == y_t.size(0) && x.size(1) == y_t.size(2) &&
-                x.size(2) == y_t.size(1) && x.scalar_type() == y_t.scalar_type(),
-            RuntimeError, "add_rms_norm_transposed: expected x (B, S, D) and y_t (B, D, S) of one dtype, got ",
-            x.sizes(), " ", x.scalar_type(), " and ", y_t.sizes(), " ", y_t.scalar_type());
-  if (!applies({&x, &y_t}, fused)) return rms_norm(x.transpose(1, 2) + y_t, eps).transpose(1, 2);
-  const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
-  const int64_t col_blocks = (D + kColumnBlock - 1) / kColumnBlock;
-  return with_pointers(x, y_t, [&](auto* xs, auto* ys, auto* dst) {
-    at::parallel_for(0, B * col_blocks, grain_rows(S * kColumnBlock), [&](int64_t t0, int64_t t1) {
-      std::vector<float> tmp(static_cast<size_t>(S * kColumnBlock));
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t b = t / col_blocks, d0 = (t % col_blocks) * kColumnBlock;
-        add_rms_norm_transposed_block<Elem<decltype(xs)>>(xs, ys, dst, b, d0, std::min(kColumnBlock, D - d0), S, D,
-                                                          static_cast<float>(eps), tmp.data());
-      }
+at::Tensor add_rms_norm_backward_kernel(const at::Tensor& x, const at::Tensor& y, const at::Tensor& dout, double eps) {
+  const int64_t D = x.size(-1);
+  const int64_t rows = D == 0 ? 0 : x.numel() / D;
+  const at::Tensor d = dout.to(x.scalar_type()).contiguous();
+  return with_pointers(x, y, [&](auto* xs, auto* ys, auto* ds) {
+    using T = Elem<decltype(xs)>;
+    const T* dd = ptr<T>(d);
+    at::parallel_for(0, rows, grain_rows(D), [&](int64_t r0, int64_t r1) {
+      std::vector<float> tmp(static_cast<size_t>(D));
+      add_rms_norm_backward_rows<T>(xs, ys, dd, ds, r0, r1, D, static_cast<float>(eps), tmp.data());
     });
   });
 }
 
-at::Tensor damped_update(const at::Tensor& h, const at::Tensor& u, double lambda, const at::Tensor& noise,
-                         double noise_scale, bool fused) {
-  EQR_CHECK(h.sizes() == u.sizes() && h.scalar_type() == u.scalar_type(), RuntimeError, "damped_update: h ",
-            h.sizes(), " ", h.scalar_type(), " and u ", u.sizes(), " ", u.scalar_type(), " differ");
-  EQR_CHECK(!noise.defined() || (noise.sizes() == h.sizes() &&
-                                 (noise.scalar_type() == at::kFloat || noise.scalar_type() == h.scalar_type())),
-            RuntimeError, "damped_update: noise ", (noise.defined() ? noise.sizes() : at::IntArrayRef{}),
-            " must have h's shape ", h.sizes(), " and dtype float32 or ", h.scalar_type());
+/// Runs block(b, d0, nd, tmp) over every (batch row, block of kColumnBlock hidden units) of x (B, S, D).
+template <class F>
+void for_column_blocks(const at::Tensor& x, F&& block) {
+  const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
+  const int64_t col_blocks = (D + kColumnBlock - 1) / kColumnBlock;
+  at::parallel_for(0, B * col_blocks, grain_rows(S * kColumnBlock), [&](int64_t t0, int64_t t1) {
+    std::vector<float> tmp(static_cast<size_t>(S * kColumnBlock));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / col_blocks, d0 = (t % col_blocks) * kColumnBlock;
+      block(b, d0, std::min(kColumnBlock, D - d0), tmp.data());
+    }
+  });
+}
+
+at::Tensor add_rms_norm_transposed_kernel(const at::Tensor& x, const at::Tensor& y_t, double eps) {
+  const int64_t S = x.size(1), D = x.size(2);
+  return with_pointers(x, y_t, [&](auto* xs, auto* ys, auto* dst) {
+    for_column_blocks(x, [&](int64_t b, int64_t d0, int64_t nd, float* tmp) {
+      add_rms_norm_transposed_block<Elem<decltype(xs)>>(xs, ys, dst, b, d0, nd, S, D, static_cast<float>(eps), tmp);
+    });
+  });
+}
+
+std::pair<at::Tensor, at::Tensor> add_rms_norm_transposed_backward_kernel(const at::Tensor& x, const at::Tensor& y_t,
+                                                                          const at::Tensor& dout, double eps) {
+  const int64_t S = x.size(1), D = x.size(2);
+  const at::Tensor d = dout.to(x.scalar_type()).contiguous(), yc = y_t.contiguous();
+  at::Tensor dy_t = at::empty(y_t.sizes(), y_t.options());
+  at::Tensor dx = with_pointers(x, d, [&](auto* xs, auto* dd, auto* dxs) {
+    using T = Elem<decltype(xs)>;
+    const T* ys = ptr<T>(yc);
+    T* dys = ptr<T>(dy_t);
+    for_column_blocks(x, [&](int64_t b, int64_t d0, int64_t nd, float* tmp) {
+      add_rms_norm_transposed_backward_block<T>(xs, ys, dd, dxs, dys, b, d0, nd, S, D, static_cast<float>(eps), tmp);
+    });
+  });
+  return {dx, dy_t};
+}
+
+at::Tensor damped_kernel(const at::Tensor& h, const at::Tensor& u, double lambda, const at::Tensor& noise,
+                         double noise_scale) {
   const bool noisy = noise.defined() && noise_scale != 0.0;
-  if (!applies({&h, &u, &noise}, fused)) {
-    at::Tensor out = lambda == 1.0 ? u : (1.0 - lambda) * h + lambda * u;
-    if (noisy) out = out + (noise * noise_scale).to(h.scalar_type());
-    return out;
-  }
-  if (lambda == 1.0 && !noisy) return u;
   const at::Tensor nc = noisy ? noise.contiguous() : at::Tensor();
   const int64_t n = h.numel();
   const auto a = static_cast<float>(1.0 - lambda), c = static_cast<float>(lambda), sigma = static_cast<float>(noise_scale);
@@ -322,6 +430,112 @@ at::Tensor damped_update(const at::Tensor& h, const at::Tensor& u, double lambda
       }
     });
   });
+}
+
+// ---- autograd: the same kernels forward, fused kernels backward (first-order gradients only) ---------
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct SwigluFunction : torch::autograd::Function<SwigluFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate_up) {
+    ctx->save_for_backward({gate_up});
+    return swiglu_kernel(gate_up);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {swiglu_backward_kernel(ctx->get_saved_variables()[0], grads[0])};
+  }
+};
+
+struct AddRmsNormFunction : torch::autograd::Function<AddRmsNormFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& y, double eps) {
+    ctx->save_for_backward({x, y});
+    ctx->saved_data["eps"] = eps;
+    return add_rms_norm_kernel(x, y, eps);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    at::Tensor ds = add_rms_norm_backward_kernel(saved[0], saved[1], grads[0], ctx->saved_data["eps"].toDouble());
+    return {ds, ds, at::Tensor()};
+  }
+};
+
+struct AddRmsNormTransposedFunction : torch::autograd::Function<AddRmsNormTransposedFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& y_t, double eps) {
+    ctx->save_for_backward({x, y_t});
+    ctx->saved_data["eps"] = eps;
+    return add_rms_norm_transposed_kernel(x, y_t, eps);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    auto [dx, dy_t] =
+        add_rms_norm_transposed_backward_kernel(saved[0], saved[1], grads[0], ctx->saved_data["eps"].toDouble());
+    return {dx, dy_t, at::Tensor()};
+  }
+};
+
+struct DampedFunction : torch::autograd::Function<DampedFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& u, double lambda,
+                            const at::Tensor& noise, double noise_scale) {
+    ctx->saved_data["lambda"] = lambda;
+    return damped_kernel(h, u, lambda, noise, noise_scale);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const double lambda = ctx->saved_data["lambda"].toDouble();
+    return {grads[0] * (1.0 - lambda), grads[0] * lambda, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool kernel_applies(const at::Tensor& t, bool fused) { return applies({&t}, fused); }
+
+at::Tensor swiglu(const at::Tensor& gate_up, bool fused) {
+  EQR_CHECK(gate_up.dim() >= 1 && gate_up.size(-1) % 2 == 0, RuntimeError, "swiglu: last axis of ",
+            gate_up.sizes(), " is not even");
+  if (!applies({&gate_up}, fused)) {
+    const auto halves = gate_up.chunk(2, -1);
+    return at::silu(halves[0]) * halves[1];
+  }
+  return grad_needed({&gate_up}) ? SwigluFunction::apply(gate_up) : swiglu_kernel(gate_up);
+}
+
+at::Tensor add_rms_norm(const at::Tensor& x, const at::Tensor& y, double eps, bool fused) {
+  EQR_CHECK(x.sizes() == y.sizes() && x.scalar_type() == y.scalar_type(), RuntimeError, "add_rms_norm: x ",
+            x.sizes(), " ", x.scalar_type(), " and y ", y.sizes(), " ", y.scalar_type(), " differ");
+  if (!applies({&x, &y}, fused) || x.dim() == 0) return rms_norm(x + y, eps);
+  return grad_needed({&x, &y}) ? AddRmsNormFunction::apply(x, y, eps) : add_rms_norm_kernel(x, y, eps);
+}
+
+at::Tensor add_rms_norm_transposed(const at::Tensor& x, const at::Tensor& y_t, double eps, bool fused) {
+  EQR_CHECK(x.dim() == 3 && y_t.dim() == 3 && x.size(0) == y_t.size(0) && x.size(1) == y_t.size(2) &&
+                x.size(2) == y_t.size(1) && x.scalar_type() == y_t.scalar_type(),
+            RuntimeError, "add_rms_norm_transposed: expected x (B, S, D) and y_t (B, D, S) of one dtype, got ",
+            x.sizes(), " ", x.scalar_type(), " and ", y_t.sizes(), " ", y_t.scalar_type());
+  if (!applies({&x, &y_t}, fused)) return rms_norm(x.transpose(1, 2) + y_t, eps).transpose(1, 2);
+  return grad_needed({&x, &y_t}) ? AddRmsNormTransposedFunction::apply(x, y_t, eps)
+                                 : add_rms_norm_transposed_kernel(x, y_t, eps);
+}
+
+at::Tensor damped_update(const at::Tensor& h, const at::Tensor& u, double lambda, const at::Tensor& noise,
+                         double noise_scale, bool fused) {
+  EQR_CHECK(h.sizes() == u.sizes() && h.scalar_type() == u.scalar_type(), RuntimeError, "damped_update: h ",
+            h.sizes(), " ", h.scalar_type(), " and u ", u.sizes(), " ", u.scalar_type(), " differ");
+  EQR_CHECK(!noise.defined() || (noise.sizes() == h.sizes() &&
+                                 (noise.scalar_type() == at::kFloat || noise.scalar_type() == h.scalar_type())),
+            RuntimeError, "damped_update: noise ", (noise.defined() ? noise.sizes() : at::IntArrayRef{}),
+            " must have h's shape ", h.sizes(), " and dtype float32 or ", h.scalar_type());
+  const bool noisy = noise.defined() && noise_scale != 0.0;
+  if (!applies({&h, &u}, fused)) {
+    at::Tensor out = lambda == 1.0 ? u : (1.0 - lambda) * h + lambda * u;
+    if (noisy) out = out + (noise * noise_scale).to(h.scalar_type());
+    return out;
+  }
+  if (lambda == 1.0 && !noisy) return u;
+  if (!grad_needed({&h, &u})) return damped_kernel(h, u, lambda, noisy ? noise : at::Tensor(), noise_scale);
+  // Function::apply takes defined tensors only: "no noise" is an empty one with scale 0.
+  const at::Tensor n = noisy ? noise.detach() : at::empty({0}, h.options());
+  return DampedFunction::apply(h, u, lambda, n, noisy ? noise_scale : 0.0);
 }
 
 }  // namespace eqr::model::fused

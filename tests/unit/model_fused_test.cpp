@@ -5,6 +5,7 @@
 // fused kernels on and off.
 
 #include <cmath>
+#include <functional>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -122,22 +123,70 @@ TEST(FusedKernels, DampedUpdateMatchesTheComposition) {
   EXPECT_THROW(fused::damped_update(h, u, 0.95, torch::randn({3}), 0.01), RuntimeError);
 }
 
-TEST(FusedKernels, FallBackToAutogradWhereAGradientIsNeeded) {
-  torch::manual_seed(4);
-  const auto x = torch::randn({2, 5, 8}, torch::requires_grad()), y = torch::randn({2, 5, 8});
-  EXPECT_FALSE(fused::kernel_applies(x, true));  // grad mode on, x requires grad
-  const auto out = fused::add_rms_norm(x, y, 1e-5);
-  ASSERT_TRUE(out.requires_grad());
-  out.sum().backward();
-  EXPECT_TRUE(x.grad().defined());
-  {
-    torch::NoGradGuard no_grad;
-    EXPECT_TRUE(fused::kernel_applies(x, true));
-    EXPECT_FALSE(fused::kernel_applies(x, false));
-    EXPECT_FALSE(fused::kernel_applies(x.to(torch::kDouble), true));  // float64: composition
-    const auto xd = x.to(torch::kDouble), yd = y.to(torch::kDouble);
-    EXPECT_TRUE(torch::allclose(fused::add_rms_norm(xd, yd, 1e-5), rms_norm(xd + yd, 1e-5)));
+/// Gradients of `f(fused)` w.r.t. `inputs` (copies of `values` in `dtype`) for a random upstream gradient.
+std::vector<at::Tensor> grads_of(const std::function<at::Tensor(const std::vector<at::Tensor>&, bool)>& f,
+                                 const std::vector<at::Tensor>& values, c10::ScalarType dtype, bool fused,
+                                 const at::Tensor& upstream) {
+  std::vector<at::Tensor> inputs;
+  for (const auto& v : values) inputs.push_back(v.to(dtype).detach().requires_grad_(true));
+  const at::Tensor out = f(inputs, fused);
+  EXPECT_EQ(out.scalar_type(), dtype);
+  out.backward(upstream.to(dtype));
+  std::vector<at::Tensor> grads;
+  for (const auto& in : inputs) grads.push_back(in.grad());
+  return grads;
+}
+
+/// Fused gradients equal the composition's in float32 (within float rounding) and, in bfloat16, are no
+/// further from a float64 run of the composition than the composition's own bfloat16 gradients.
+void expect_gradients_match(const std::function<at::Tensor(const std::vector<at::Tensor>&, bool)>& f,
+                            const std::vector<at::Tensor>& values, const at::Tensor& upstream, const char* what) {
+  const auto truth = grads_of(f, values, torch::kDouble, false, upstream);
+  const auto fused32 = grads_of(f, values, torch::kFloat, true, upstream);
+  const auto plain32 = grads_of(f, values, torch::kFloat, false, upstream);
+  const auto fused16 = grads_of(f, values, torch::kBFloat16, true, upstream);
+  const auto plain16 = grads_of(f, values, torch::kBFloat16, false, upstream);
+  for (size_t i = 0; i < values.size(); ++i) {
+    ASSERT_TRUE(fused32[i].defined() && fused16[i].defined()) << what << " input " << i;
+    EXPECT_LT(max_rel(fused32[i], plain32[i], 1e-2), 2e-5) << what << " input " << i;
+    const double err_fused = (fused16[i].to(torch::kDouble) - truth[i]).abs().mean().item<double>();
+    const double err_plain = (plain16[i].to(torch::kDouble) - truth[i]).abs().mean().item<double>();
+    EXPECT_LE(err_fused, 1.25 * err_plain + 1e-12) << what << " input " << i << ": fused " << err_fused
+                                                   << ", composition " << err_plain;
   }
+}
+
+TEST(FusedKernels, GradientsMatchTheCompositions) {
+  torch::manual_seed(4);
+  expect_gradients_match([](const auto& in, bool f) { return fused::swiglu(in[0], f); },
+                         {torch::randn({6, 2 * 40}) * 3.0}, torch::randn({6, 40}), "swiglu");
+  expect_gradients_match([](const auto& in, bool f) { return fused::add_rms_norm(in[0], in[1], 1e-5, f); },
+                         {torch::randn({5, 7, 37}), torch::randn({5, 7, 37})}, torch::randn({5, 7, 37}),
+                         "add_rms_norm");
+  expect_gradients_match(
+      [](const auto& in, bool f) { return fused::add_rms_norm_transposed(in[0], in[1], 1e-5, f); },
+      {torch::randn({3, 21, 35}), torch::randn({3, 35, 21})}, torch::randn({3, 21, 35}), "add_rms_norm_transposed");
+  const auto noise = torch::randn({4, 9, 10});
+  expect_gradients_match([&](const auto& in, bool f) { return fused::damped_update(in[0], in[1], 0.9, noise, 0.01, f); },
+                         {torch::randn({4, 9, 10}), torch::randn({4, 9, 10})}, torch::randn({4, 9, 10}),
+                         "damped_update");
+}
+
+TEST(FusedKernels, SameForwardWithAndWithoutGrad) {
+  // Gradient checkpointing recomputes with grad what it computed without: the values must be identical.
+  torch::manual_seed(7);
+  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    const auto x = torch::randn({3, 11, 24}).to(dtype), y = torch::randn({3, 24, 11}).to(dtype);
+    const auto a = fused::add_rms_norm_transposed(x, y, 1e-5);
+    const auto b = fused::add_rms_norm_transposed(x.detach().requires_grad_(true), y, 1e-5);
+    EXPECT_TRUE(b.requires_grad());
+    EXPECT_TRUE(torch::equal(a, b.detach()));
+  }
+  const auto x = torch::randn({2, 5, 8});
+  EXPECT_TRUE(fused::kernel_applies(x, true));
+  EXPECT_FALSE(fused::kernel_applies(x, false));
+  EXPECT_FALSE(fused::kernel_applies(x.to(torch::kDouble), true));  // float64: the composition
+  EXPECT_FALSE(fused::kernel_applies(x.to(torch::kHalf), true));
 }
 
 TEST(FusedKernels, WeightCastScopeCastsOnceAndKeepsGradients) {

@@ -4,12 +4,12 @@
 // Each function computes exactly what its unfused composition of LibTorch ops computes (written beside
 // it), in one pass over memory, with float32 arithmetic and one rounding to the tensor's dtype where the
 // composition rounds (so bfloat16 results match the reference's op-by-op rounding except for reduction
-// order). The fused CPU kernel runs when all of these hold:
-//   - the tensors are on the CPU, float32 or bfloat16;
-//   - no gradient is needed (grad mode off, or no input requires grad): the kernels record no autograd;
-//   - `fused` is true (arch.fused_kernels).
-// Otherwise the function runs the LibTorch composition itself (CUDA, float16, training's grad-carrying
-// cycle, or arch.fused_kernels = false), so callers need not branch.
+// order). The fused CPU kernel runs when the tensors are on the CPU, float32 or bfloat16, and `fused` is
+// true (arch.fused_kernels). Where a gradient is needed, it runs inside an autograd Function whose
+// backward is a fused kernel too (first-order gradients; the same forward values with and without grad,
+// so gradient checkpointing's recomputation reproduces its forward bit for bit). Otherwise (CUDA,
+// float16, arch.fused_kernels = false) the function runs the LibTorch composition itself, so callers
+// need not branch.
 //
 // Shape legend: B batch, S cells, D hidden, I SwiGLU intermediate, N any leading size.
 
@@ -17,23 +17,8 @@
 
 namespace eqr::model::fused {
 
-/// True when the CPU kernels would run for `t` (CPU, float32/bfloat16, no gradient needed, fused, and no
-/// CompositeOnly scope is active on this thread).
+/// True when the CPU kernels would run for `t` (CPU, float32/bfloat16, fused).
 bool kernel_applies(const at::Tensor& t, bool fused);
-
-/// While alive, every function here runs its LibTorch composition on this thread. Gradient checkpointing
-/// uses it: its forward runs without grad but must compute bit for bit what its backward recomputes with
-/// grad (and what the unchecked path computes).
-class CompositeOnly {
- public:
-  CompositeOnly();
-  ~CompositeOnly();
-  CompositeOnly(const CompositeOnly&) = delete;
-  CompositeOnly& operator=(const CompositeOnly&) = delete;
-
- private:
-  bool previous_;
-};
 
 /// SwiGLU's activation: gate_up (..., 2I) -> silu(gate_up[..., :I]) * gate_up[..., I:] (..., I).
 /// Composition: at::silu(halves[0]) * halves[1] (rounded after the silu and after the product).
