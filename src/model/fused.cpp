@@ -359,18 +359,21 @@ at::Tensor add_rms_norm_kernel(const at::Tensor& x, const at::Tensor& y, double 
   });
 }
 
-at::Tensor add_rms_norm_backward_kernel(const at::Tensor& x, const at::Tensor& y, const at::Tensor& dout, double eps) {
+/// The sum's gradient, once for x and once for y (the same tensor, as autograd's AddBackward returns).
+std::pair<at::Tensor, at::Tensor> add_rms_norm_backward_kernel(const at::Tensor& x, const at::Tensor& y,
+                                                               const at::Tensor& dout, double eps) {
   const int64_t D = x.size(-1);
   const int64_t rows = D == 0 ? 0 : x.numel() / D;
   const at::Tensor d = dout.to(x.scalar_type()).contiguous();
-  return with_pointers(x, y, [&](auto* xs, auto* ys, auto* ds) {
+  at::Tensor ds = with_pointers(x, y, [&](auto* xs, auto* ys, auto* dsum) {
     using T = Elem<decltype(xs)>;
     const T* dd = ptr<T>(d);
     at::parallel_for(0, rows, grain_rows(D), [&](int64_t r0, int64_t r1) {
       std::vector<float> tmp(static_cast<size_t>(D));
-      add_rms_norm_backward_rows<T>(xs, ys, dd, ds, r0, r1, D, static_cast<float>(eps), tmp.data());
+      add_rms_norm_backward_rows<T>(xs, ys, dd, dsum, r0, r1, D, static_cast<float>(eps), tmp.data());
     });
   });
+  return {ds, ds};
 }
 
 /// Runs block(b, d0, nd, tmp) over every (batch row, block of kColumnBlock hidden units) of x (B, S, D).
@@ -447,32 +450,25 @@ struct SwigluFunction : torch::autograd::Function<SwigluFunction> {
   }
 };
 
-struct AddRmsNormFunction : torch::autograd::Function<AddRmsNormFunction> {
+/// Residual + RMSNorm (over D, or over S from the transposed layout): saves both inputs, recomputes the
+/// sum in backward.
+template <at::Tensor (*Forward)(const at::Tensor&, const at::Tensor&, double),
+          std::pair<at::Tensor, at::Tensor> (*Backward)(const at::Tensor&, const at::Tensor&, const at::Tensor&, double)>
+struct ResidualNormFunction : torch::autograd::Function<ResidualNormFunction<Forward, Backward>> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& y, double eps) {
     ctx->save_for_backward({x, y});
     ctx->saved_data["eps"] = eps;
-    return add_rms_norm_kernel(x, y, eps);
+    return Forward(x, y, eps);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    at::Tensor ds = add_rms_norm_backward_kernel(saved[0], saved[1], grads[0], ctx->saved_data["eps"].toDouble());
-    return {ds, ds, at::Tensor()};
+    auto [dx, dy] = Backward(saved[0], saved[1], grads[0], ctx->saved_data["eps"].toDouble());
+    return {dx, dy, at::Tensor()};
   }
 };
-
-struct AddRmsNormTransposedFunction : torch::autograd::Function<AddRmsNormTransposedFunction> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& y_t, double eps) {
-    ctx->save_for_backward({x, y_t});
-    ctx->saved_data["eps"] = eps;
-    return add_rms_norm_transposed_kernel(x, y_t, eps);
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    auto [dx, dy_t] =
-        add_rms_norm_transposed_backward_kernel(saved[0], saved[1], grads[0], ctx->saved_data["eps"].toDouble());
-    return {dx, dy_t, at::Tensor()};
-  }
-};
+using AddRmsNormFunction = ResidualNormFunction<add_rms_norm_kernel, add_rms_norm_backward_kernel>;
+using AddRmsNormTransposedFunction =
+    ResidualNormFunction<add_rms_norm_transposed_kernel, add_rms_norm_transposed_backward_kernel>;
 
 struct DampedFunction : torch::autograd::Function<DampedFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& u, double lambda,
