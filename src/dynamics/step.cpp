@@ -177,7 +177,7 @@ std::pair<at::Tensor, at::Tensor> checkpointed_latent_recursion(model::EqrModel&
 
 std::pair<at::Tensor, at::Tensor> deep_recursion(model::EqrModel& model, at::Tensor z_h, at::Tensor z_l,
                                                  const at::Tensor& x, std::optional<at::Generator> gen,
-                                                 bool gradient_checkpoint) {
+                                                 bool gradient_checkpoint, std::optional<c10::ScalarType> grad_dtype) {
   const model::CosSin cs = model->cos_sin();
   {
     torch::NoGradGuard no_grad;
@@ -185,8 +185,14 @@ std::pair<at::Tensor, at::Tensor> deep_recursion(model::EqrModel& model, at::Ten
       std::tie(z_h, z_l) = latent_recursion(model, z_h, z_l, x, cs, gen);
     }
   }
-  if (gradient_checkpoint) return checkpointed_latent_recursion(model, z_h, z_l, x, cs, gen);
-  return latent_recursion(model, z_h, z_l, x, cs, gen);
+  at::Tensor xg = x;
+  if (grad_dtype.has_value() && *grad_dtype != x.scalar_type()) {
+    z_h = z_h.to(*grad_dtype);
+    z_l = z_l.to(*grad_dtype);
+    xg = x.to(*grad_dtype);
+  }
+  if (gradient_checkpoint) return checkpointed_latent_recursion(model, z_h, z_l, xg, cs, gen);
+  return latent_recursion(model, z_h, z_l, xg, cs, gen);
 }
 
 at::Tensor state_residual(const at::Tensor& z_h, const at::Tensor& z_l, const at::Tensor& prev_h,
@@ -214,7 +220,13 @@ StepOutput step(model::EqrModel& model, const Carry& carry, const Batch& batch, 
   //    is cast to the forward dtype once for the whole step (it is used h_cycles * (l_cycles + 1) times).
   const model::WeightCastScope casts(*model, model->forward_dtype());
   const at::Tensor x = model->embed(current.data.inputs);
-  auto [z_h, z_l] = deep_recursion(model, current.z_h, current.z_l, x, gen, options.gradient_checkpoint);
+  const auto dtype = model->forward_dtype();
+  std::optional<c10::ScalarType> grad_dtype;
+  if (options.float32_grad_cycle_on_cpu && model->device().is_cpu() && dtype != at::kFloat &&
+      torch::GradMode::is_enabled()) {
+    grad_dtype = at::kFloat;
+  }
+  auto [z_h, z_l] = deep_recursion(model, current.z_h, current.z_l, x, gen, options.gradient_checkpoint, grad_dtype);
 
   StepOutput out;
   out.logits = model->lm_logits(z_h);
@@ -224,8 +236,8 @@ StepOutput step(model::EqrModel& model, const Carry& carry, const Batch& batch, 
 
   // 3. New carry (detached: nothing flows across steps), step counters, residual.
   out.carry = std::move(current);
-  out.carry.z_h = z_h.detach();
-  out.carry.z_l = z_l.detach();
+  out.carry.z_h = z_h.detach().to(dtype);
+  out.carry.z_l = z_l.detach().to(dtype);
   {
     torch::NoGradGuard no_grad;
     out.carry.steps = out.carry.steps + 1;

@@ -19,6 +19,7 @@ TrainStepOptions TrainStepOptions::from(const config::RunConfig& cfg) {
   o.grad_clip_norm = tc.grad_clip_norm;
   o.halting = dynamics::HaltingOptions::from(cfg.arch, /*training=*/true);
   o.step.gradient_checkpoint = tc.gradient_checkpoint;
+  o.step.float32_grad_cycle_on_cpu = tc.float32_grad_cycle_on_cpu;
   return o;
 }
 

@@ -89,3 +89,33 @@ TEST(Bf16Precision, TrmOneCallLogitsStayNearFloat32) {
 
 }  // namespace
 }  // namespace eqr::dynamics
+
+namespace eqr::dynamics {
+namespace {
+
+TEST(Bf16Precision, Float32GradCycleOnCpu) {
+  auto a = eqr::test::tiny_arch_4x4();
+  a.forward_dtype = "bfloat16";
+  a.reduced_precision_on_cpu = true;
+  torch::manual_seed(3);
+  model::EqrModel m(model::EqrModelOptions{a});
+  const Batch batch = eqr::test::tiny_batch_4x4(4, 3);
+  const Carry c = initial_carry(m, batch);
+  StepOptions mixed;
+  mixed.float32_grad_cycle_on_cpu = true;
+  auto g = model::make_generator(torch::kCPU, 4);
+  const StepOutput out = step(m, c, batch, g, mixed);
+  EXPECT_EQ(out.logits.scalar_type(), torch::kFloat);     // the grad cycle and the heads ran in float32
+  EXPECT_EQ(out.carry.z_h.scalar_type(), torch::kBFloat16);  // the carry keeps the forward dtype
+  EXPECT_EQ(out.carry.z_l.scalar_type(), torch::kBFloat16);
+  out.logits.sum().backward();
+  EXPECT_TRUE(m->embed_tokens->embedding_weight.grad().defined());
+  EXPECT_TRUE(m->L_level->parameters()[0].grad().defined());
+  // Without grad (evaluation) the option changes nothing: bfloat16 throughout.
+  torch::NoGradGuard no_grad;
+  auto g2 = model::make_generator(torch::kCPU, 4);
+  EXPECT_EQ(step(m, c, batch, g2, mixed).logits.scalar_type(), torch::kBFloat16);
+}
+
+}  // namespace
+}  // namespace eqr::dynamics

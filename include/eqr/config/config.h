@@ -164,6 +164,10 @@ struct TrainConfig {
   /// Initialise from this checkpoint (native or reference .pth); null = fresh.
   std::optional<std::string> load_checkpoint = std::nullopt;
   /// With load_checkpoint: take weights only (fresh optimiser and schedule).
+  /// With a bfloat16 forward on the CPU: run the gradient-carrying latent recursion (the last of h_cycles)
+  /// and the heads in float32, the no-grad recursions in bfloat16 (docs/performance.md: bfloat16 gradients
+  /// cost quickstart accuracy).
+  bool float32_grad_cycle_on_cpu = true;
   bool load_weights_only = false;
   /// With load_checkpoint: fail on missing or unexpected keys.
   bool load_strict = false;

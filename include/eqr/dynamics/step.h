@@ -45,6 +45,10 @@ struct StepOptions {
   /// and gradients; peak activation memory of the step about 1/(l_cycles+1) of the recursion's, for one
   /// more forward of the recursion (docs/model.md). Ignored when grad mode is off or nothing requires grad.
   bool gradient_checkpoint = false;
+  /// On the CPU with a reduced forward dtype and grad mode on: run the gradient-carrying latent recursion
+  /// (the last of h_cycles) and the heads in float32; the no-grad recursions stay in the forward dtype and
+  /// the carry is stored in it (train.float32_grad_cycle_on_cpu; docs/performance.md).
+  bool float32_grad_cycle_on_cpu = false;
 };
 
 /// Advances every row by one supervision step:
@@ -75,9 +79,11 @@ std::pair<at::Tensor, at::Tensor> checkpointed_latent_recursion(model::EqrModel&
 
 /// h_cycles latent recursions, the first h_cycles-1 under NoGradGuard (the last one checkpointed when
 /// `gradient_checkpoint`). z_h, z_l, x: (B, S, D).
+/// `grad_dtype` (if set) is the dtype the last recursion runs in (states and injection are cast to it).
 std::pair<at::Tensor, at::Tensor> deep_recursion(model::EqrModel& model, at::Tensor z_h, at::Tensor z_l,
                                                  const at::Tensor& x, std::optional<at::Generator> gen = std::nullopt,
-                                                 bool gradient_checkpoint = false);
+                                                 bool gradient_checkpoint = false,
+                                                 std::optional<c10::ScalarType> grad_dtype = std::nullopt);
 
 /// Per-row L2 norm of concat(z_h, z_l) - concat(prev_h, prev_l) over S and D (§5): difference in the
 /// states' dtype, norm in float32. All (B, S, D) -> (B) float32, no grad.
