@@ -29,12 +29,12 @@
 #include "eqr/core/gemm_peak.h"
 #include "eqr/core/rng.h"
 #include "eqr/core/version.h"
-#include "eqr/data/generator.h"
 #include "eqr/dynamics/carry.h"
 #include "eqr/dynamics/step.h"
 #include "eqr/infer/runner.h"
 #include "eqr/model/eqr_model.h"
 #include "eqr/model/init.h"
+#include "eqr/task/task.h"
 #include "eqr/train/train_step.h"
 #include "eqr/train/trainer.h"
 
@@ -387,26 +387,13 @@ void run_bench_train(const BenchArgs& a) {
 
 // ---- bench eval -----------------------------------------------------------------------------------
 
-/// B puzzles for the runner: random tokens (labels in the digit range), or puzzles of eqr's generator on
-/// the config's board (data.box_rows x data.box_cols, which must give arch.seq_len cells).
+/// B puzzles for the runner: random tokens (labels in the digit range), or puzzles of the config's task
+/// generator (data.task; its board must match arch.seq_len).
 infer::PuzzleSet bench_puzzles(const config::RunConfig& run, int64_t b, uint64_t seed, bool generated) {
   const auto& arch = run.arch;
-  if (generated) {
-    data::GeneratorOptions g;
-    g.geom = data::Geometry{static_cast<int>(run.data.box_rows), static_cast<int>(run.data.box_cols)};
-    EQR_CHECK(g.geom.cells() == arch.seq_len, UsageError, "bench eval --generated: data.box_rows x data.box_cols = ",
-              run.data.box_rows, "x", run.data.box_cols, " gives ", g.geom.cells(), " cells, but arch.seq_len is ",
-              arch.seq_len);
-    g.count = b;
-    g.seed = derive_seed(seed, stream_id("bench-puzzles"));
-    std::vector<std::string> grids;
-    for (const auto& row : data::generate_puzzles(g)) grids.push_back(row.question);
-    return infer::puzzles_from_strings(grids, g.geom);
-  }
+  if (generated) return task::make_task(run)->generate(b, derive_seed(seed, stream_id("bench-puzzles")));
   const dynamics::Batch batch = random_batch(arch, b, seed, c10::Device(c10::kCPU));
   infer::PuzzleSet set;
-  const auto side = static_cast<int>(std::lround(std::sqrt(static_cast<double>(arch.seq_len))));
-  if (side * side == arch.seq_len) set.geom = infer::geometry_for_seq_len(arch.seq_len);
   set.inputs = batch.inputs;
   set.labels = batch.labels;
   set.origin = "random tokens";

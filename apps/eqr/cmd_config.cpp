@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "eqr/config/load.h"
 #include "eqr/core/error.h"
+#include "eqr/task/task.h"
 
 namespace eqr::app {
 
@@ -24,6 +25,7 @@ void register_config(CLI::App& app) {
       ->capture_default_str();
   show->callback([show_args] {
     const auto resolved = config::load(show_args->config.path, show_args->config.overrides);
+    task::make_task(resolved);  // the task's cross-checks (arch.seq_len / vocab_size against its board)
     const auto tree = config::to_json(resolved);
     if (show_args->format == "json") {
       std::cout << tree.dump(2) << "\n";
@@ -45,7 +47,7 @@ void register_config(CLI::App& app) {
     if (!val_args->config.path.empty()) files.insert(files.begin(), val_args->config.path);
     EQR_CHECK(!files.empty(), UsageError, "config validate: give --config FILE or one or more files");
     for (const auto& f : files) {
-      config::load(f, val_args->config.overrides);
+      task::make_task(config::load(f, val_args->config.overrides));
       std::cout << "ok  " << f << "\n";
     }
   });

@@ -1,6 +1,6 @@
 // `eqr solve`: solve puzzles given as arguments or on stdin (grid strings or Sudoku CSV rows) with a
-// trained checkpoint; prints the grid, whether it is a valid solution (exact solver check), the steps
-// used and the residual trace. Thin: input parsing -> eval::load_model -> infer::run_all -> printing.
+// trained checkpoint; prints the board (the task's printing), whether it is a valid solution (the task's
+// check), the steps used and the residual trace. Thin: input parsing -> eval::load_model -> infer::run_all -> printing.
 
 #include <algorithm>
 #include <iomanip>
@@ -13,11 +13,11 @@
 #include "commands.h"
 #include "eqr/core/device.h"
 #include "eqr/core/error.h"
-#include "eqr/data/board.h"
 #include "eqr/eval/model_loader.h"
 #include "eqr/eval/report.h"
 #include "eqr/infer/aggregate.h"
 #include "eqr/infer/runner.h"
+#include "eqr/task/task.h"
 
 namespace eqr::app {
 
@@ -65,12 +65,6 @@ std::vector<std::string> read_stdin_puzzles() {
   return out;
 }
 
-data::Grid values_of(const infer::Prediction& ids) {
-  data::Grid g(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) g[i] = ids[i] >= 2 ? static_cast<uint8_t>(ids[i] - 1) : 0;
-  return g;
-}
-
 void run_solve(const SolveArgs& a) {
   std::vector<std::string> grids = a.puzzles;
   if (grids.empty()) grids = read_stdin_puzzles();
@@ -79,8 +73,8 @@ void run_solve(const SolveArgs& a) {
   std::vector<std::string> overrides = a.config.overrides;
   const eval::LoadedModel loaded = eval::load_model(a.checkpoint, device, !a.raw_weights, overrides, a.config.path);
   set_num_threads(loaded.config.num_threads);
-  const data::Geometry geom = infer::geometry_for_seq_len(loaded.config.arch.seq_len);
-  const infer::PuzzleSet set = infer::puzzles_from_strings(grids, geom);
+  const auto& the_task = loaded.task;
+  const infer::PuzzleSet set = the_task->parse_puzzles(grids);
 
   infer::RunnerOptions opts;
   opts.depths = {a.depth};
@@ -104,20 +98,17 @@ void run_solve(const SolveArgs& a) {
     const int64_t pick = infer::majority_vote(preds);
     const auto& chosen = pr.trajectories[static_cast<size_t>(pick)];
     const auto agree = std::count(preds.begin(), preds.end(), preds[static_cast<size_t>(pick)]);
-    const uint8_t* row = inputs[static_cast<int64_t>(p)].data_ptr<uint8_t>();
-    const std::vector<uint8_t> in(row, row + geom.cells());
-    const bool valid = eval::is_valid_prediction(chosen.at_depth.back().prediction, in, geom);
+    const uint8_t* in = inputs[static_cast<int64_t>(p)].data_ptr<uint8_t>();
+    const infer::Prediction& pred = chosen.at_depth.back().prediction;
+    const bool valid = the_task->is_valid(in, pred.data());
     valid_count += valid ? 1 : 0;
 
-    std::cout << "puzzle " << p + 1 << " (" << data::count_givens(values_of(in)) << " givens)";
+    const std::string about = the_task->describe(in);
+    std::cout << "puzzle " << p + 1 << (about.empty() ? "" : " (" + about + ")");
     if (a.breadth > 1) std::cout << ": majority of " << a.breadth << " trajectories (" << agree << " agree)";
-    std::cout << "\n" << data::pretty_grid(values_of(chosen.at_depth.back().prediction), geom);
+    std::cout << "\n" << the_task->format(pred.data());
     std::cout << "valid solution: " << (valid ? "yes" : "no");
-    if (!valid) {
-      const std::string why = data::solution_problem(values_of(chosen.at_depth.back().prediction), geom);
-      if (!why.empty()) std::cout << " (" << why << ")";
-      else std::cout << " (a given was changed)";
-    }
+    if (!valid) std::cout << " (" << the_task->problem(in, pred.data()) << ")";
     std::cout << "\nsteps used: " << chosen.steps;
     if (a.breadth > 1) {
       std::cout << " (per trajectory:";
@@ -129,7 +120,7 @@ void run_solve(const SolveArgs& a) {
     const size_t stride = res.size() > 24 ? (res.size() + 23) / 24 : 1;
     for (size_t t = 0; t < res.size(); t += stride) std::cout << ' ' << (t + 1) << ':' << std::setprecision(3) << res[t];
     if ((res.size() - 1) % stride != 0) std::cout << ' ' << res.size() << ':' << std::setprecision(3) << res.back();
-    std::cout << "\nsolution: " << data::format_grid(values_of(chosen.at_depth.back().prediction), geom) << "\n\n";
+    std::cout << "\nsolution: " << the_task->format_line(pred.data()) << "\n\n";
   }
   std::cout << valid_count << "/" << results.size() << " valid, " << summary.trajectory_steps
             << " trajectory-steps, " << std::setprecision(3) << summary.wall_time_s << " s\n";

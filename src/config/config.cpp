@@ -90,6 +90,7 @@ void fields(V& v, ArchConfig& c) {
 
 template <class V>
 void fields(V& v, DataConfig& c) {
+  v("task", c.task, any());  // the task registry checks the name (task::make_task)
   v("source", c.source, one_of({"generated", "csv", "built"}));
   v("data_path", c.data_path, any());
   v("train_csv", c.train_csv, any());
@@ -438,11 +439,7 @@ void validate(const RunConfig& c) {
               "arch.lambda = ", a.lambda, " and arch.noise_scale = ", a.noise_scale,
               ": the TRM baseline has no damping and no noise; set lambda 1 and noise_scale 0 (or variant eqr)");
   }
-  const int64_t n = c.data.box_rows * c.data.box_cols;
-  EQR_CHECK(a.seq_len == n * n && a.vocab_size == n + 2, ConfigError, "config keys 'arch.seq_len' = ", a.seq_len,
-            " and 'arch.vocab_size' = ", a.vocab_size, " do not match the board of data.box_rows x data.box_cols = ",
-            c.data.box_rows, "x", c.data.box_cols, " (", n, "x", n, " board): expected seq_len ", n * n,
-            " and vocab_size ", n + 2);
+  // The task's own cross-checks (arch.seq_len / vocab_size against its board) run in task::make_task.
   EQR_CHECK(c.data.generate_max_givens == 0 || c.data.generate_max_givens >= c.data.generate_min_givens, ConfigError,
             "config key 'data.generate_max_givens' = ", c.data.generate_max_givens,
             ": expected 0 (no maximum) or >= data.generate_min_givens (", c.data.generate_min_givens, ")");

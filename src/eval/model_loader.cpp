@@ -12,6 +12,7 @@
 #include "eqr/core/error.h"
 #include "eqr/core/logging.h"
 #include "eqr/io/reference_checkpoint.h"
+#include "eqr/task/task.h"
 
 namespace eqr::eval {
 
@@ -142,23 +143,12 @@ LoadedModel load_model(io::Checkpoint ck, const std::string& checkpoint, const c
     config::Tree arch = reference_arch_tree(ref_cfg, model_tensors.empty() ? ema_tensors : model_tensors, &out.notes);
     if (!tree.contains("arch") || !tree["arch"].is_object()) tree["arch"] = config::Tree::object();
     config::merge_into(tree["arch"], arch);
-    // The board the reference trained on (its dataset's, not in the arch config): the standard box shape
-    // of seq_len, unless --config says otherwise.
-    const bool file_has_box = tree.contains("data") && tree["data"].is_object() && tree["data"].contains("box_rows");
-    if (!file_has_box && arch.contains("seq_len") && arch["seq_len"].is_number_integer()) {
-      const int64_t s = arch["seq_len"].get<int64_t>();
-      const std::map<int64_t, std::pair<int, int>> boxes = {{16, {2, 2}}, {36, {2, 3}}, {81, {3, 3}}, {256, {4, 4}}};
-      if (auto b = boxes.find(s); b != boxes.end()) {
-        if (!tree.contains("data") || !tree["data"].is_object()) tree["data"] = config::Tree::object();
-        tree["data"]["box_rows"] = b->second.first;
-        tree["data"]["box_cols"] = b->second.second;
-      } else {
-        out.notes.push_back("seq_len " + std::to_string(s) + " is no standard Sudoku board; data.box_* kept");
-      }
-    }
+    // The task's data keys the reference's arch config lacks (Sudoku: the board of seq_len).
+    task::complete_imported_config(tree, &out.notes);
   }
   for (const auto& o : overrides) config::apply_override(tree, o);
   out.config = config::from_json(tree);
+  out.task = task::make_task(out.config);  // data.task (absent in older checkpoints: sudoku) against the arch
 
   out.model = model::EqrModel(model::EqrModelOptions(out.config.arch));
   out.model->to(device);

@@ -15,23 +15,11 @@
 #include "eqr/core/logging.h"
 #include "eqr/eval/diagnostics.h"
 #include "eqr/infer/depth.h"
+#include "eqr/task/task.h"
 
 namespace eqr::eval {
 
 namespace fs = std::filesystem;
-
-bool is_valid_prediction(const infer::Prediction& prediction, const std::vector<uint8_t>& inputs,
-                         const data::Geometry& geom) {
-  if (prediction.size() != static_cast<size_t>(geom.cells()) || inputs.size() != prediction.size()) return false;
-  data::Grid values(prediction.size());
-  for (size_t i = 0; i < prediction.size(); ++i) {
-    const int id = prediction[i];
-    if (id < 2 || id > geom.n() + 1) return false;  // pad, blank or out of range: not a digit
-    values[i] = static_cast<uint8_t>(id - 1);
-    if (inputs[i] != data::kBlankId && inputs[i] != prediction[i]) return false;  // a given changed
-  }
-  return data::is_valid_solution(values, geom);
-}
 
 const MetricsRow& EvalReport::headline() const {
   EQR_CHECK(!rows.empty(), RuntimeError, "eval report has no rows");
@@ -75,19 +63,15 @@ infer::PuzzleSet load_test_puzzles(const config::RunConfig& config, const std::s
     cap = cap > 0 ? std::min(cap, by_steps) : by_steps;
   }
   const int64_t s = config.arch.seq_len;
-  data::Geometry geom = infer::geometry_for_seq_len(s);
-  if (static_cast<int64_t>(config.data.box_rows * config.data.box_cols * config.data.box_rows * config.data.box_cols) ==
-      s) {
-    geom = data::Geometry::from_box(static_cast<int>(config.data.box_rows), static_cast<int>(config.data.box_cols));
-  }
+  const auto the_task = task::make_task(config);
   infer::PuzzleSet set;
   if (!csv.empty()) {
-    set = infer::puzzles_from_csv(csv, geom, cap);
+    set = the_task->read_file(csv, cap);
   } else if (!data_dir.empty()) {
-    set = infer::puzzles_from_split(data::load_split(data_dir, "test"), cap);
+    set = task::puzzles_from_split(the_task->load_split(data_dir, "test"), the_task, cap);
     set.origin = data_dir + "/test";
   } else {
-    set = infer::puzzles_from_split(data::load_or_build(config.data, "test"), cap);
+    set = task::puzzles_from_split(the_task->load_or_build("test"), the_task, cap);
     set.origin = "config data (" + config.data.source + ")";
   }
   EQR_CHECK(set.inputs.size(1) == s, DataError, set.origin, ": boards of ", set.inputs.size(1),
@@ -116,16 +100,15 @@ EvalReport evaluate(model::EqrModel& model, const infer::PuzzleSet& puzzles, Eva
                    spec.runner.depth.tol, infer::noise_floor(arch));
   }
 
-  // The verifier sees the puzzle's givens.
+  // The verifier sees the puzzle's input (Sudoku: its givens).
   const at::Tensor inputs_cpu = puzzles.inputs.to(torch::kCPU).to(torch::kUInt8).contiguous();
   const int64_t s_len = inputs_cpu.size(1);
-  const data::Geometry geom = puzzles.geom;
   infer::AggregateOptions agg;
   agg.convergence_top_k = spec.convergence_top_k;
-  if (spec.verified) {
-    agg.verifier = [&inputs_cpu, s_len, geom](int64_t p, const infer::Prediction& pred) {
-      const uint8_t* row = inputs_cpu.data_ptr<uint8_t>() + p * s_len;
-      return is_valid_prediction(pred, std::vector<uint8_t>(row, row + s_len), geom);
+  if (spec.verified && puzzles.task) {
+    agg.verifier = [&inputs_cpu, s_len, task = puzzles.task](int64_t p, const infer::Prediction& pred) {
+      return static_cast<int64_t>(pred.size()) == s_len &&
+             task->is_valid(inputs_cpu.data_ptr<uint8_t>() + p * s_len, pred.data());
     };
   }
 
@@ -181,7 +164,8 @@ EvalReport evaluate(model::EqrModel& model, const infer::PuzzleSet& puzzles, Eva
   meta["seed"] = spec.runner.seed;
   meta["n_puzzles"] = puzzles.size();
   meta["puzzles"] = puzzles.origin;
-  meta["geometry"] = puzzles.geom.name();
+  meta["task"] = puzzles.task ? puzzles.task->name() : std::string();
+  meta["geometry"] = puzzles.task ? puzzles.task->geometry().board : std::string();
   meta["device"] = model->device().str();
   meta["forward_dtype"] = std::string(c10::toString(model->forward_dtype()));
   meta["noise_scale"] = arch.noise_scale;

@@ -21,13 +21,13 @@
 #include "eqr/core/rng.h"
 #include "eqr/core/version.h"
 #include "eqr/data/dataset.h"
-#include "eqr/data/generator.h"
 #include "eqr/data/loader.h"
 #include "eqr/dynamics/step.h"
 #include "eqr/io/checkpoint.h"
 #include "eqr/io/reference_checkpoint.h"
 #include "eqr/model/eqr_model.h"
 #include "eqr/model/init.h"
+#include "eqr/task/task.h"
 #include "eqr/train/adam_atan2.h"
 #include "eqr/train/distributed.h"
 #include "eqr/train/ema.h"
@@ -61,23 +61,6 @@ class SignalGuard {
   void (*old_int_)(int) = SIG_DFL;
   void (*old_term_)(int) = SIG_DFL;
 };
-
-/// eqr's generator as the dataset builder's puzzle source (geometry and knobs from DataConfig).
-data::PuzzleSource generator_source(const config::DataConfig& cfg) {
-  return [cfg](int64_t count, uint64_t seed, const std::string& split) {
-    data::GeneratorOptions g;
-    g.geom = data::Geometry{static_cast<int>(cfg.box_rows), static_cast<int>(cfg.box_cols)};
-    g.count = count;
-    g.seed = seed;
-    g.min_givens = static_cast<int>(cfg.generate_min_givens);
-    g.max_givens = static_cast<int>(cfg.generate_max_givens);
-    g.min_rating = cfg.generate_min_rating;
-    g.source = "eqr-gen-" + split;
-    logger()->info("generating {} {} puzzles ({}x{} boxes, seed {})", count, split, cfg.box_rows, cfg.box_cols,
-                   seed);
-    return data::generate_puzzles(g);
-  };
-}
 
 /// The loader's batch on `device`. With a pinned (page-locked) host batch the copies are asynchronous
 /// (non_blocking): the host tensors may be freed right after, because LibTorch's caching host allocator
@@ -351,6 +334,8 @@ config::RunConfig load_run_config(const std::string& run_dir) {
 
 TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& options) {
   const auto& tc = cfg.train;
+  // The task (data.task) checks the config against its board before anything is written.
+  const std::shared_ptr<const task::Task> the_task = task::make_task(cfg);
   TrainResult result;
   result.run_dir = options.run_dir.empty() ? (fs::path(cfg.output_root) / cfg.name).string() : options.run_dir;
   const fs::path run_dir(result.run_dir);
@@ -384,9 +369,8 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   }
 
   // ---- data ----
-  const auto source = generator_source(cfg.data);
-  auto train_split = std::make_shared<const data::SplitData>(data::load_or_build(cfg.data, "train", source));
-  auto test_split = std::make_shared<const data::SplitData>(data::load_or_build(cfg.data, "test", source));
+  auto train_split = std::make_shared<const data::SplitData>(the_task->load_or_build("train"));
+  auto test_split = std::make_shared<const data::SplitData>(the_task->load_or_build("test"));
   EQR_CHECK(train_split->seq_len() == cfg.arch.seq_len, ConfigError, "dataset seq_len ", train_split->seq_len(),
             " does not match config key 'arch.seq_len' = ", cfg.arch.seq_len);
   EQR_CHECK(train_split->metadata.vocab_size == cfg.arch.vocab_size, ConfigError, "dataset vocab_size ",

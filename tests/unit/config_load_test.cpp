@@ -208,8 +208,7 @@ TEST(ConfigLoad, OutOfRangeNamesKeyValueAndRange) {
 TEST(ConfigLoad, CrossFieldChecks) {
   expect_config_error([] { from_json(Tree::parse(R"({"arch": {"mlp_t": false, "num_heads": 7}})")); },
                       {"arch.hidden_size", "arch.num_heads", "divisible"});
-  expect_config_error([] { from_json(Tree::parse(R"({"data": {"box_rows": 2, "box_cols": 2}})")); },
-                      {"arch.seq_len", "expected seq_len 16", "vocab_size 6"});
+  // The task's board against arch.seq_len / vocab_size: task::make_task (tests/unit/task_sudoku_test.cpp).
   expect_config_error([] { from_json(Tree::parse(R"({"arch": {"variant": "trm"}})")); },
                       {"arch.variant", "lambda 1"});
   EXPECT_NO_THROW(from_json(Tree::parse(

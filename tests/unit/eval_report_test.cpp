@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "eqr/eval/report.h"
+#include "eqr/task/sudoku.h"
 #include "test_support.h"
 
 namespace eqr::eval {
@@ -28,25 +29,25 @@ model::EqrModel tiny_model() {
 }
 
 infer::PuzzleSet puzzles() {
-  return infer::puzzles_from_strings({"1.3.3.1.2.4.4.2.", ".234.412.143.321", "12..34..21..43..", "4321........1234",
-                                      "2.4.4.2.3.1.1.3."},
-                                     data::Geometry::from_side(4));
+  return task::SudokuTask(data::Geometry::from_side(4))
+      .parse_puzzles({"1.3.3.1.2.4.4.2.", ".234.412.143.321", "12..34..21..43..", "4321........1234",
+                      "2.4.4.2.3.1.1.3."});
 }
 
 TEST(EvalReport, ValidityCheckKeepsGivens) {
   const auto g = data::Geometry::from_side(4);
   const infer::Prediction sol = {2, 3, 4, 5, 4, 5, 2, 3, 3, 2, 5, 4, 5, 4, 3, 2};  // 1234/3412/2143/4321
   std::vector<uint8_t> inputs(16, 1);
-  EXPECT_TRUE(is_valid_prediction(sol, inputs, g));
+  EXPECT_TRUE(task::SudokuTask(g).is_valid(inputs.data(), sol.data()));
   inputs[0] = 3;  // a given '2' the solution does not keep
-  EXPECT_FALSE(is_valid_prediction(sol, inputs, g));
+  EXPECT_FALSE(task::SudokuTask(g).is_valid(inputs.data(), sol.data()));
   inputs[0] = 1;
   infer::Prediction bad = sol;
   std::swap(bad[0], bad[1]);  // breaks columns
-  EXPECT_FALSE(is_valid_prediction(bad, inputs, g));
+  EXPECT_FALSE(task::SudokuTask(g).is_valid(inputs.data(), bad.data()));
   bad = sol;
   bad[3] = 1;  // a blank is not a digit
-  EXPECT_FALSE(is_valid_prediction(bad, inputs, g));
+  EXPECT_FALSE(task::SudokuTask(g).is_valid(inputs.data(), bad.data()));
 }
 
 TEST(EvalReport, SweepRowsTraceCostAndFiles) {

@@ -78,6 +78,9 @@ struct ArchConfig {
 
 /// Where puzzles come from and how the training build is made (reference/eqr_spec.md §4).
 struct DataConfig {
+  /// Task: "sudoku" (Sudoku-Extreme and smaller boards) or "maze" (Maze-Unique); task::make_task builds it,
+  /// checks arch.seq_len / vocab_size against its board and reads, generates, verifies and prints its examples.
+  std::string task = "sudoku";
   /// Data source: "generated" (eqr's generator), "csv" (Sudoku-Extreme CSV files), "built" (a directory
   /// written by `eqr data build`, or the reference's numpy layout).
   std::string source = "generated";

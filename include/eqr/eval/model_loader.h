@@ -6,12 +6,14 @@
 //     `_orig_mod.` / `model.inner.` stripped, io/reference_checkpoint.h); the architecture from the
 //     checkpoint's Hydra config tree (arch.H_cycles -> h_cycles, ..., reference_arch_tree()), with
 //     hidden_size, vocab_size and seq_len taken from the tensor shapes, or from `--config` when the file
-//     has no config. data.box_rows/box_cols follow the board (seq_len 16/36/81/256 -> 2x2/2x3/3x3/4x4)
-//     unless --config sets them.
+//     has no config. The task's data keys follow the board (task::complete_imported_config; e.g. Sudoku's
+//     data.box_rows/box_cols: seq_len 16/36/81/256 -> 2x2/2x3/3x3/4x4) unless --config sets them. A native
+//     checkpoint records its task in config.data.task (absent in older checkpoints: sudoku, the default).
 // Shapes are checked strictly: a missing, unexpected or mis-shaped parameter is a CheckpointError.
 // A log line says which weights (EMA or raw) were loaded.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,12 +25,14 @@
 #include "eqr/config/load.h"
 #include "eqr/io/checkpoint.h"
 #include "eqr/model/eqr_model.h"
+#include "eqr/task/task.h"
 
 namespace eqr::eval {
 
 struct LoadedModel {
   model::EqrModel model{nullptr};  ///< on the requested device, eval mode
   config::RunConfig config;        ///< resolved config (arch = the trained model's)
+  std::shared_ptr<const task::Task> task;  ///< the task the model was trained on (config.data.task)
   std::string checkpoint;          ///< path
   std::string format;              ///< "native" or "reference"
   std::string weights;             ///< "ema" or "model"

@@ -31,7 +31,7 @@ struct EvalSpec {
   std::vector<int64_t> breadths = {1};
   /// k of convergence_top{k} (k > 1), nullopt = only most_converged.
   std::optional<int64_t> convergence_top_k;
-  /// Report verified_select (uses the exact solver's validity check).
+  /// Report verified_select (the puzzles' task's validity check, Task::is_valid; off without a task).
   bool verified = true;
   /// Keep every trajectory's residual trace for row_traces.csv.
   bool save_row_traces = false;
@@ -42,8 +42,9 @@ struct EvalSpec {
 /// train.global_batch_size). ConfigError for bad values.
 EvalSpec eval_spec(const config::RunConfig& config);
 
-/// Test puzzles: a Sudoku CSV (`csv`), else a built dataset directory's test split (`data_dir`), else the
-/// config's data section (data::load_or_build(config.data, "test")). At most `max_puzzles` (0 = all; also
+/// Test puzzles of the config's task (task::make_task(config)): a task file (`csv`; Sudoku: a Sudoku CSV,
+/// Task::read_file), else a built dataset directory's test split (`data_dir`, Task::load_split), else the
+/// config's data section (Task::load_or_build("test")). At most `max_puzzles` (0 = all; also
 /// capped by eval.max_eval_steps batches). The board must match arch.seq_len (DataError otherwise).
 infer::PuzzleSet load_test_puzzles(const config::RunConfig& config, const std::string& csv,
                                    const std::string& data_dir, int64_t max_puzzles);
@@ -59,11 +60,6 @@ struct EvalReport {
   /// The headline row: largest depth, largest breadth, majority_vote (mean when R = 1).
   const MetricsRow& headline() const;
 };
-
-/// The validity check of verified_select: complete valid grid that keeps every given of `inputs`.
-/// prediction and inputs are token ids (S).
-bool is_valid_prediction(const infer::Prediction& prediction, const std::vector<uint8_t>& inputs,
-                         const data::Geometry& geom);
 
 /// Runs and scores the sweep. `meta` is copied into the report.
 EvalReport evaluate(model::EqrModel& model, const infer::PuzzleSet& puzzles, EvalSpec spec,

@@ -33,40 +33,16 @@
 
 #include <ATen/Tensor.h>
 
-#include "eqr/data/board.h"
-#include "eqr/data/dataset.h"
 #include "eqr/infer/aggregate.h"
 #include "eqr/infer/depth.h"
 #include "eqr/model/eqr_model.h"
+#include "eqr/task/task.h"
 
 namespace eqr::infer {
 
-/// Puzzles to solve.
-struct PuzzleSet {
-  data::Geometry geom;   ///< board shape (for validity checks and printing)
-  at::Tensor inputs;     ///< (P, S) int32 token ids (1 blank, d+1 digit)
-  at::Tensor labels;     ///< (P, S) int32 token ids, -100 = not scored; undefined = no answers known
-  std::vector<std::string> names;  ///< optional per-puzzle label (source:line), empty allowed
-  std::vector<int64_t> ids;        ///< identity of each puzzle for seeding its initial states
-                                   ///< (empty = its index); PuzzleResult::puzzle is the index
-  std::string origin;    ///< where the puzzles came from (path / description)
-  int64_t size() const { return inputs.defined() ? inputs.size(0) : 0; }
-  /// Seeding identity of puzzle i (ids[i], or i).
-  int64_t id(int64_t i) const { return ids.empty() ? i : ids[static_cast<size_t>(i)]; }
-  /// Puzzles [begin, end) keeping their seeding identities (a puzzle run alone starts as in the full set).
-  PuzzleSet slice(int64_t begin, int64_t end) const;
-};
-
-/// Puzzles of a Sudoku CSV (questions -> inputs, answers -> labels), the first `max_puzzles` (0 = all).
-/// Geometry from `geom`. DataError for bad rows (reader's checks).
-PuzzleSet puzzles_from_csv(const std::string& path, const data::Geometry& geom, int64_t max_puzzles = 0);
-/// Puzzles of a built split (labels equal to the metadata's ignore_label_id -> -100).
-PuzzleSet puzzles_from_split(const data::SplitData& split, int64_t max_puzzles = 0);
-/// Puzzles from grid strings ('.'/'0' blank); labels from the exact solver when a puzzle has a solution,
-/// else -100 everywhere (DataError naming the puzzle for a malformed string).
-PuzzleSet puzzles_from_strings(const std::vector<std::string>& grids, const data::Geometry& geom);
-/// The standard geometry with geom.cells() == seq_len (16 -> 4x4, 36 -> 6x6, 81 -> 9x9, 256 -> 16x16).
-data::Geometry geometry_for_seq_len(int64_t seq_len);
+/// Puzzles to solve: a task's examples (task.h; made by a Task's read_file / parse_puzzles / generate or
+/// task::puzzles_from_split). The runner uses only inputs, labels and ids; the task verifies and prints.
+using PuzzleSet = task::PuzzleSet;
 
 struct RunnerOptions {
   /// Depths at which every trajectory is read (ascending after normalise(); the last is the cap).
