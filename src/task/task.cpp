@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "eqr/core/error.h"
+#include "eqr/task/maze_task.h"
 #include "eqr/task/sudoku.h"
 
 namespace eqr::task {
@@ -42,13 +43,15 @@ data::SplitData Task::load_split(const std::string& dir, const std::string& spli
   return d;
 }
 
-std::vector<std::string> task_names() { return {"sudoku"}; }
+std::vector<std::string> task_names() { return {"sudoku", "maze"}; }
 
 std::shared_ptr<const Task> make_task(const config::RunConfig& config) {
   const std::string& name = config.data.task;
   std::shared_ptr<const Task> task;
   if (name == "sudoku") {
     task = std::make_shared<SudokuTask>(config.data);
+  } else if (name == "maze") {
+    task = std::make_shared<MazeTask>(config);
   } else {
     std::string known;
     for (const auto& n : task_names()) known += (known.empty() ? "" : ", ") + n;
@@ -65,7 +68,7 @@ void complete_imported_config(config::Tree& tree, std::vector<std::string>* note
     name = tree["data"]["task"].get<std::string>();
   }
   if (name == "sudoku") complete_sudoku_imported_config(tree, notes);
-  // Unknown names are reported by make_task.
+  // maze: no data keys beyond arch.seq_len. Unknown names are reported by make_task.
 }
 
 PuzzleSet puzzles_from_split(const data::SplitData& split, std::shared_ptr<const Task> task, int64_t max_puzzles) {
