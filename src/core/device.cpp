@@ -30,15 +30,17 @@ int64_t auto_num_threads() {
   return std::max<int64_t>(1, cores / local_ranks);
 }
 
-bool set_blas_single_threaded() {
-  // OpenBLAS (libopenblas0-pthread) runs its own thread pool beside LibTorch's intra-op threads; on this
-  // model both pools busy-wait against each other, and a training step took 3.3x longer (docs/model.md).
-  // LibTorch already parallelises across its threads, so BLAS gets one, unless the user chose otherwise.
+bool set_blas_threads(int64_t n) {
+  // OpenBLAS (libopenblas0-pthread) runs its own thread pool beside LibTorch's intra-op threads. It used to
+  // be pinned to 1 thread here, because both pools busy-waited against each other; since
+  // use_runtime_environment() makes LibTorch's OpenMP workers sleep when idle, OpenBLAS with as many threads
+  // as LibTorch is faster in every measured case (float32 on the 2-core VM, docs/performance.md: a D 128
+  // training step 1,538 -> 935 ms, its eval step 904 -> 638 ms). An explicit OPENBLAS_NUM_THREADS wins.
   if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) return false;
   using SetThreads = void (*)(int);
   auto* fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   if (fn == nullptr) return false;
-  fn(1);
+  fn(static_cast<int>(std::max<int64_t>(1, n)));
   return true;
 }
 
@@ -69,7 +71,7 @@ int64_t set_num_threads(int64_t n) {
   EQR_CHECK(n >= 0, UsageError, "num_threads = ", n, ": expected 0 (all cores) or a positive count");
   const int64_t threads = n > 0 ? n : auto_num_threads();
   at::set_num_threads(static_cast<int>(threads));
-  set_blas_single_threaded();
+  set_blas_threads(threads);
   return threads;
 }
 

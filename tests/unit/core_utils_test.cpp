@@ -87,16 +87,19 @@ TEST(CoreDevice, AutoThreadsShareTheCoresAmongLocalRanks) {
   EXPECT_EQ(at::get_num_threads(), cores);
   EXPECT_EQ(set_num_threads(1), 1);
   EXPECT_EQ(at::get_num_threads(), 1);
-  // OpenBLAS (when it is the BLAS in use) is left with one thread; an explicit OPENBLAS_NUM_THREADS wins.
+  // OpenBLAS (when it is the BLAS in use) gets LibTorch's thread count; an explicit OPENBLAS_NUM_THREADS wins.
   if (blas_kind().rfind("openblas", 0) == 0) {
-    EXPECT_TRUE(set_blas_single_threaded());
     using GetThreads = int (*)();
     auto* get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
     ASSERT_NE(get, nullptr);
+    EXPECT_EQ(get(), 1);  // set_num_threads(1) above
+    EXPECT_TRUE(set_blas_threads(2));
+    EXPECT_EQ(get(), 2);
+    EXPECT_TRUE(set_blas_threads(1));
     EXPECT_EQ(get(), 1);
   }
   ::setenv("OPENBLAS_NUM_THREADS", "2", 1);
-  EXPECT_FALSE(set_blas_single_threaded());
+  EXPECT_FALSE(set_blas_threads(2));
   ::unsetenv("OPENBLAS_NUM_THREADS");
 }
 

@@ -44,10 +44,11 @@ bool use_runtime_environment(char** argv);
 /// glibc malloc settings use_runtime_environment() puts into GLIBC_TUNABLES.
 inline constexpr const char* kMallocTunables =
     "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184";
-/// Gives OpenBLAS one thread (its pool and LibTorch's would otherwise busy-wait against each other) unless
-/// OPENBLAS_NUM_THREADS is set. Returns true if it changed OpenBLAS's setting (false: not OpenBLAS, or env).
-bool set_blas_single_threaded();
-/// Sets LibTorch's intra-op CPU threads (0 = auto_num_threads()), calls set_blas_single_threaded(), and
+/// Gives OpenBLAS `n` threads (eqr sets it equal to LibTorch's intra-op threads) unless OPENBLAS_NUM_THREADS
+/// is set. Returns true if it changed OpenBLAS's setting (false: not OpenBLAS, or env).
+bool set_blas_threads(int64_t n);
+/// Sets LibTorch's intra-op CPU threads (0 = auto_num_threads()), the same count for OpenBLAS
+/// (set_blas_threads), and
 /// returns the count set. Throws UsageError for n < 0.
 int64_t set_num_threads(int64_t n);
 
