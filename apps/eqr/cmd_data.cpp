@@ -22,6 +22,7 @@
 #include "eqr/data/generator.h"
 #include "eqr/data/solver.h"
 #include "eqr/data/sudoku_csv.h"
+#include "eqr/task/maze_task.h"
 
 namespace eqr::app {
 
@@ -107,10 +108,22 @@ void add_generate(CLI::App* parent) {
     GeomArgs geom;
     data::GeneratorOptions opts;
     std::string out;
+    std::string task = "sudoku";
+    task::MazeGeneratorOptions maze;
+    int64_t test_count = 100;
   };
   auto a = std::make_shared<Args>();
-  auto* cmd = parent->add_subcommand("generate", "Generate unique-solution minimal puzzles into a Sudoku CSV");
+  auto* cmd = parent->add_subcommand(
+      "generate", "Generate unique-solution minimal puzzles into a Sudoku CSV (--task maze: a maze dataset directory)");
   a->geom.add(cmd);
+  cmd->add_option("--task", a->task, "sudoku (a CSV) or maze (train/ and test/ in the numpy layout)")
+      ->check(CLI::IsMember({"sudoku", "maze"}))
+      ->capture_default_str();
+  cmd->add_option("--size", a->maze.size, "maze: side n")->capture_default_str();
+  cmd->add_option("--test-count", a->test_count, "maze: test mazes (after the --count training mazes)")
+      ->capture_default_str();
+  cmd->add_option("--min-path-length", a->maze.min_path_length, "maze: shortest path >= this (0 = the side's default)");
+  cmd->add_option("--max-path-length", a->maze.max_path_length, "maze: shortest path <= this (0 = the side's default)");
   cmd->add_option("-n,--count", a->opts.count, "Number of puzzles")->capture_default_str();
   cmd->add_option("--seed", a->opts.seed, "Root seed (puzzle i uses derive_seed(seed, i))")->capture_default_str();
   cmd->add_option("--min-givens", a->opts.min_givens, "Stop removing clues at this many givens (0 = minimal)")
@@ -124,6 +137,19 @@ void add_generate(CLI::App* parent) {
   cmd->add_option("--source", a->opts.source, "Value of the source column")->capture_default_str();
   cmd->add_option("-o,--out", a->out, "Output CSV")->required();
   cmd->callback([a] {
+    if (a->task == "maze") {
+      a->maze.count = a->opts.count;
+      a->maze.seed = a->opts.seed;
+      a->maze.threads = a->opts.threads;
+      const auto t0 = std::chrono::steady_clock::now();
+      const data::BuiltDataset built = task::build_maze_dataset(a->maze, a->test_count);
+      data::write_dataset(a->out, built);
+      std::printf("wrote %lld train and %lld test %dx%d mazes (paths %d-%d) to %s in %.2fs\n",
+                  static_cast<long long>(built.train.num_examples()), static_cast<long long>(built.test.num_examples()),
+                  a->maze.size, a->maze.size, built.manifest["min_path_length"].get<int>(),
+                  built.manifest["max_path_length"].get<int>(), a->out.c_str(), seconds_since(t0));
+      return;
+    }
     a->opts.geom = a->geom.resolve();
     auto bar = std::make_shared<Progress>("generate " + a->opts.geom.name(), a->opts.count, "puzzles");
     const auto t0 = std::chrono::steady_clock::now();
@@ -199,14 +225,33 @@ void add_inspect(CLI::App* parent) {
     std::string file;
     int examples = 3;
     bool skip_invalid = false;
+    std::string task = "sudoku";
   };
   auto a = std::make_shared<Args>();
   auto* cmd = parent->add_subcommand("inspect", "Counts, sources, givens and rating histograms, a few examples");
   a->geom.add(cmd);
-  cmd->add_option("file", a->file, "CSV file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("file", a->file, "CSV file (--task maze: a dataset directory)")->required()->check(CLI::ExistingPath);
+  cmd->add_option("--task", a->task, "sudoku or maze (statistics of each split of a numpy-layout directory)")
+      ->check(CLI::IsMember({"sudoku", "maze"}))
+      ->capture_default_str();
   cmd->add_option("--examples", a->examples, "Pretty-printed examples")->capture_default_str();
   cmd->add_flag("--skip-invalid", a->skip_invalid, "Skip and count bad rows instead of stopping");
   cmd->callback([a] {
+    if (a->task == "maze") {
+      for (const char* split : {"train", "test"}) {
+        const task::MazeSplit m = task::load_maze_split(a->file, split);
+        const at::Tensor in = m.inputs.contiguous(), lab = m.labels.contiguous();
+        const int64_t n = in.size(0), s = in.size(1);
+        std::cout << split << ":\n"
+                  << task::format_maze_stats(task::maze_stats(in.data_ptr<uint8_t>(), lab.data_ptr<uint8_t>(), n, m.size));
+        for (int i = 0; i < a->examples && i < n; ++i) {
+          std::cout << "\n" << split << " maze " << i * n / a->examples << " (label)\n"
+                    << task::format_maze(lab.data_ptr<uint8_t>() + i * n / a->examples * s, m.size);
+        }
+        std::cout << "\n";
+      }
+      return;
+    }
     data::CsvOptions opts;
     opts.geom = a->geom.resolve();
     opts.skip_invalid = a->skip_invalid;

@@ -124,6 +124,28 @@ data::SplitData maze_split(const std::string& name, const std::vector<Maze>& maz
   return d;
 }
 
+data::BuiltDataset build_maze_dataset(const MazeGeneratorOptions& opts, int64_t test_count) {
+  EQR_CHECK(opts.count >= 1 && test_count >= 1, UsageError, "maze dataset: ", opts.count, " train and ", test_count,
+            " test mazes; expected at least one of each");
+  MazeGeneratorOptions all = resolved(opts);
+  all.count = opts.count + test_count;
+  std::vector<Maze> mazes = generate_mazes(all);
+  const auto cut = mazes.begin() + opts.count;
+  data::BuiltDataset out;
+  out.train = maze_split("train", std::vector<Maze>(mazes.begin(), cut));
+  out.test = maze_split("test", std::vector<Maze>(cut, mazes.end()));
+  out.manifest = {{"task", "maze"},
+                  {"size", all.size},
+                  {"train", opts.count},
+                  {"test", test_count},
+                  {"seed", all.seed},
+                  {"min_path_length", all.min_path_length},
+                  {"max_path_length", all.max_path_length},
+                  {"dedupe", all.dedupe},
+                  {"complete", true}};
+  return out;
+}
+
 MazeTask::MazeTask(const config::RunConfig& config) : data_(config.data), size_(side_of(config.arch.seq_len)) {}
 
 MazeTask::MazeTask(int size) : size_(size) {

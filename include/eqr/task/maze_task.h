@@ -64,4 +64,9 @@ std::vector<uint8_t> solve_maze(const uint8_t* input, int size);
 /// Mazes as a built split (the numpy layout's fields; one puzzle and one group per maze, no padding).
 data::SplitData maze_split(const std::string& name, const std::vector<Maze>& mazes);
 
+/// A maze dataset in the reference's numpy layout (`eqr data generate --task maze`): opts.count train mazes and
+/// `test_count` test mazes from one generate_mazes call (train first; no test maze repeats a training one),
+/// with a manifest naming the task and the generator's knobs. Write it with data::write_dataset.
+data::BuiltDataset build_maze_dataset(const MazeGeneratorOptions& opts, int64_t test_count);
+
 }  // namespace eqr::task
