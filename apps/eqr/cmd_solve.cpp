@@ -133,7 +133,9 @@ void register_solve(CLI::App& app) {
   auto* cmd = app.add_subcommand("solve", "Solve puzzles (arguments or stdin: grid strings or CSV rows)");
   cmd->add_option("--checkpoint", args->checkpoint, "Checkpoint: eqr .eqrckpt, a run directory (its latest checkpoint) or reference .pth")->required();
   add_config_options(cmd, args->config, false);
-  cmd->add_option("puzzles", args->puzzles, "Grid strings ('.' or '0' = blank); none = read stdin");
+  cmd->add_option("puzzles", args->puzzles,
+                  "Puzzles in the task's text form (Sudoku: grid strings, '.' or '0' = blank; maze: n*n characters "
+                  "of '# SGo', '.' = open); none = read stdin (Sudoku only: lines starting with '#' are comments)");
   cmd->add_option("--depth", args->depth, "Supervision steps (cap for adaptive)")->capture_default_str();
   cmd->add_option("--breadth", args->breadth, "Trajectories per puzzle (majority vote)")->capture_default_str();
   cmd->add_option("--scheduler", args->scheduler, "fixed or adaptive")
