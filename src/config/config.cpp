@@ -132,8 +132,8 @@ void fields(V& v, TrainConfig& c) {
   v("ema_warmup", c.ema_warmup, any());
   v("grad_clip_norm", c.grad_clip_norm, positive());
   v("gradient_checkpoint", c.gradient_checkpoint, any());
-  v("load_checkpoint", c.load_checkpoint, any());
   v("float32_grad_cycle_on_cpu", c.float32_grad_cycle_on_cpu, any());
+  v("load_checkpoint", c.load_checkpoint, any());
   v("load_weights_only", c.load_weights_only, any());
   v("load_strict", c.load_strict, any());
   v("log_interval_steps", c.log_interval_steps, at_least(1));

@@ -164,13 +164,13 @@ struct TrainConfig {
   /// Gradient checkpointing: keep only the inputs of the latent recursion that carries grad and recompute it
   /// in backward (same values and gradients, less activation memory, one more forward of that recursion).
   bool gradient_checkpoint = false;
-  /// Initialise from this checkpoint (native or reference .pth); null = fresh.
-  std::optional<std::string> load_checkpoint = std::nullopt;
-  /// With load_checkpoint: take weights only (fresh optimiser and schedule).
   /// With a bfloat16 forward on the CPU: run the gradient-carrying latent recursion (the last of h_cycles)
   /// and the heads in float32, the no-grad recursions in bfloat16 (docs/performance.md: bfloat16 gradients
   /// cost quickstart accuracy).
   bool float32_grad_cycle_on_cpu = true;
+  /// Initialise from this checkpoint (native or reference .pth); null = fresh.
+  std::optional<std::string> load_checkpoint = std::nullopt;
+  /// With load_checkpoint: take weights only (fresh optimiser and schedule).
   bool load_weights_only = false;
   /// With load_checkpoint: fail on missing or unexpected keys.
   bool load_strict = false;
