@@ -18,6 +18,7 @@ void register_train(CLI::App& app) {
     std::string device;
     int64_t stop_after = 0;
     bool no_progress = false;
+    bool detect_anomaly = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("train", "Train an EqR (deep supervision, ACT halting, AdamATan2, EMA)");
@@ -27,10 +28,14 @@ void register_train(CLI::App& app) {
   cmd->add_option("--device", args->device, "auto, cpu, cuda or cuda:N (overrides the config's device)");
   cmd->add_option("--stop-after", args->stop_after, "Stop after this many steps in this invocation (checkpointed)");
   cmd->add_flag("--no-progress", args->no_progress, "No live progress line");
+  cmd->add_flag("--detect-anomaly", args->detect_anomaly,
+                "Autograd anomaly detection: stop at the first backward op that returns NaN, with its forward "
+                "trace (slow; for debugging)");
   cmd->callback([args] {
     train::TrainerOptions opts;
     opts.progress = !args->no_progress;
     opts.stop_after_steps = args->stop_after;
+    opts.detect_anomaly = args->detect_anomaly;
     config::RunConfig cfg;
     if (!args->resume.empty()) {
       EQR_CHECK(args->config.path.empty(), UsageError,

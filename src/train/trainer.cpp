@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -185,20 +186,81 @@ struct State {
   int64_t total_steps = 0;
 };
 
-io::Checkpoint make_checkpoint(const State& st, const config::RunConfig& cfg) {
+/// What differs between ranks: the carry (this rank's rows; tensor names carry/<field>) and the training
+/// generator's state (rng/train).
+io::TensorMap rank_state(const State& st) {
+  io::TensorMap carry{{"z_h", st.carry.z_h}, {"z_l", st.carry.z_l}, {"steps", st.carry.steps},
+                      {"halted", st.carry.halted}, {"inputs", st.carry.data.inputs}};
+  if (st.carry.data.labels.defined()) carry["labels"] = st.carry.data.labels;
+  if (st.carry.data.puzzle_identifiers.defined()) carry["puzzle_identifiers"] = st.carry.data.puzzle_identifiers;
+  io::TensorMap out;
+  io::put_tensors(out, "carry/", carry);
+  out["rng/train"] = st.gen.get_state();
+  return out;
+}
+
+/// Every rank's `local` (the same names, shapes and dtypes on every rank), on every rank, bit for bit: the
+/// tensors' bytes packed into one uint8 tensor on `device`, broadcast from each rank in turn. A collective.
+std::vector<io::TensorMap> gather_ranks(const io::TensorMap& local, Distributed& dist, const c10::Device& device) {
+  std::vector<io::TensorMap> out(static_cast<size_t>(dist.world_size()));
+  if (!dist.active()) {
+    out[0] = local;
+    return out;
+  }
+  std::vector<at::Tensor> host;
+  int64_t total = 0;
+  for (const auto& [name, t] : local) {
+    host.push_back(t.detach().to(torch::kCPU).contiguous());
+    total += host.back().numel() * static_cast<int64_t>(host.back().element_size());
+  }
+  at::Tensor packed = torch::empty({total}, torch::kUInt8);
+  int64_t offset = 0;
+  for (const auto& h : host) {
+    const int64_t n = h.numel() * static_cast<int64_t>(h.element_size());
+    if (n > 0) std::memcpy(packed.data_ptr<uint8_t>() + offset, h.data_ptr(), static_cast<size_t>(n));
+    offset += n;
+  }
+  for (int r = 0; r < dist.world_size(); ++r) {
+    std::vector<at::Tensor> buf{r == dist.rank() ? packed.to(device)
+                                                 : torch::empty({total}, torch::TensorOptions().dtype(torch::kUInt8).device(device))};
+    dist.broadcast(buf, r);
+    const at::Tensor got = buf[0].cpu();
+    offset = 0;
+    size_t i = 0;
+    for (const auto& [name, t] : local) {
+      at::Tensor x = torch::empty(host[i].sizes(), host[i].options());
+      const int64_t n = x.numel() * static_cast<int64_t>(x.element_size());
+      if (n > 0) std::memcpy(x.data_ptr(), got.data_ptr<uint8_t>() + offset, static_cast<size_t>(n));
+      offset += n;
+      out[static_cast<size_t>(r)][name] = x;
+      ++i;
+    }
+  }
+  return out;
+}
+
+/// The name of rank r's training generator state in a checkpoint: rng/train (rank 0, as single-process
+/// checkpoints), rng/train/rank<r> for the others.
+std::string rng_key(int rank) { return rank == 0 ? "rng/train" : "rng/train/rank" + std::to_string(rank); }
+
+/// `ranks`: rank_state() of every rank (gather_ranks). The carry is stored with the ranks' rows one after
+/// the other (rank order), so a checkpoint of N processes holds the global batch's carry.
+io::Checkpoint make_checkpoint(const State& st, const config::RunConfig& cfg, const std::vector<io::TensorMap>& ranks) {
   io::Checkpoint ck;
   io::put_tensors(ck.tensors, "model/", to_map(st.model->state_dict()));
   if (st.ema) io::put_tensors(ck.tensors, "ema/", st.ema->shadow());
   io::TensorMap optim;
   for (const auto& [k, v] : st.optimizer->state_tensors()) optim[k] = v;
   io::put_tensors(ck.tensors, "optim/", optim);
-  io::TensorMap carry{{"z_h", st.carry.z_h}, {"z_l", st.carry.z_l}, {"steps", st.carry.steps},
-                      {"halted", st.carry.halted}, {"inputs", st.carry.data.inputs}};
-  if (st.carry.data.labels.defined()) carry["labels"] = st.carry.data.labels;
-  if (st.carry.data.puzzle_identifiers.defined()) carry["puzzle_identifiers"] = st.carry.data.puzzle_identifiers;
-  io::put_tensors(ck.tensors, "carry/", carry);
-  ck.tensors["rng/train"] = st.gen.get_state();
+  for (const auto& [name, t] : ranks[0]) {
+    if (name.rfind("carry/", 0) != 0) continue;
+    std::vector<at::Tensor> rows;
+    for (const auto& r : ranks) rows.push_back(r.at(name));
+    ck.tensors[name] = rows.size() == 1 ? rows[0] : torch::cat(rows, 0);
+  }
+  for (size_t r = 0; r < ranks.size(); ++r) ck.tensors[rng_key(static_cast<int>(r))] = ranks[r].at("rng/train");
   ck.meta["format"] = "eqr-train";
+  ck.meta["world_size"] = static_cast<int64_t>(ranks.size());
   ck.meta["step"] = st.step;
   ck.meta["total_steps"] = st.total_steps;
   ck.meta["config"] = config::to_json(cfg);
@@ -209,7 +271,7 @@ io::Checkpoint make_checkpoint(const State& st, const config::RunConfig& cfg) {
   return ck;
 }
 
-void restore_checkpoint(State& st, const io::Checkpoint& ck, const std::string& path) {
+void restore_checkpoint(State& st, const io::Checkpoint& ck, const std::string& path, const Distributed& dist) {
   const c10::Device device = st.model->device();
   io::apply_state_dict(*st.model, io::tensors_with_prefix(ck.tensors, "model/"), /*strict=*/true);
   if (st.ema) {
@@ -219,11 +281,27 @@ void restore_checkpoint(State& st, const io::Checkpoint& ck, const std::string& 
   const auto optim = io::tensors_with_prefix(ck.tensors, "optim/");
   st.optimizer->load_state_tensors(std::map<std::string, torch::Tensor>(optim.begin(), optim.end()));
   const auto carry = io::tensors_with_prefix(ck.tensors, "carry/");
+  // Checkpoints that record world_size hold every rank's carry rows (rank order) and generator; older ones
+  // hold rank 0's alone.
+  const int64_t saved_ranks = ck.meta.value("world_size", int64_t{0});
+  EQR_CHECK(saved_ranks == 0 || saved_ranks == dist.world_size(), UsageError, "checkpoint '", path,
+            "' was written by a run of ", saved_ranks, " process(es), and this one has ", dist.world_size(),
+            ": each rank's carry and random stream are in the checkpoint, so resume with the same number (",
+            saved_ranks == 1 ? std::string("eqr train --resume") : "eqr launch -n " + std::to_string(saved_ranks) +
+            " -- train --resume", ")");
+  const int64_t rows = st.loader->local_batch_size();
   auto get = [&](const std::string& k) {
     auto it = carry.find(k);
     EQR_CHECK(it != carry.end(), CheckpointError, "checkpoint '", path, "' has no carry/", k,
               "; it was not written by `eqr train` and cannot resume a run");
-    return it->second.to(device);
+    at::Tensor t = it->second;
+    if (saved_ranks > 0) {
+      EQR_CHECK(t.dim() >= 1 && t.size(0) == saved_ranks * rows, CheckpointError, "checkpoint '", path, "': carry/",
+                k, " has ", t.dim() >= 1 ? t.size(0) : 0, " rows, expected ", saved_ranks * rows, " (",
+                saved_ranks, " x ", rows, ")");
+      t = t.narrow(0, dist.rank() * rows, rows).contiguous();
+    }
+    return t.to(device);
   };
   st.carry.z_h = get("z_h");
   st.carry.z_l = get("z_l");
@@ -232,8 +310,9 @@ void restore_checkpoint(State& st, const io::Checkpoint& ck, const std::string& 
   st.carry.data.inputs = get("inputs");
   if (carry.count("labels")) st.carry.data.labels = get("labels");
   if (carry.count("puzzle_identifiers")) st.carry.data.puzzle_identifiers = get("puzzle_identifiers");
-  auto rng = ck.tensors.find("rng/train");
-  EQR_CHECK(rng != ck.tensors.end(), CheckpointError, "checkpoint '", path, "' has no rng/train state");
+  const std::string rng_name = saved_ranks > 0 ? rng_key(dist.rank()) : std::string("rng/train");
+  auto rng = ck.tensors.find(rng_name);
+  EQR_CHECK(rng != ck.tensors.end(), CheckpointError, "checkpoint '", path, "' has no ", rng_name, " state");
   st.gen.set_state(rng->second.cpu());
   st.loader->restore(data::LoaderState::from_json(nlohmann::json::parse(ck.meta.at("loader").dump())));
   st.step = ck.meta.at("step").get<int64_t>();
@@ -245,41 +324,93 @@ std::string fmt_metric(double x) {
   return buf;
 }
 
-/// Watches the loss for non-finite values without a host sync per step: the first bad step and its loss
-/// stay on the device (0-dim tensors) until check(), which the loop calls at log steps, before every
-/// evaluation and checkpoint, and at the end. Every rank calls check() at the same steps (a collective).
+/// Creates the run directory's folders and proves that a file can be written there (a temp file through
+/// io::atomic_write, removed again), before any data is built or any step is taken. RuntimeError otherwise.
+void check_run_dir_writable(const fs::path& run_dir) {
+  const std::string hint = ": the run cannot write its config, metrics and checkpoints there. Choose another "
+                           "directory (--run-dir, or output_root in the config) or fix its permissions";
+  for (const fs::path& d : {run_dir / "checkpoints", run_dir / "eval"}) {
+    std::error_code ec;
+    fs::create_directories(d, ec);
+    EQR_CHECK(!ec, RuntimeError, "cannot create run directory '", d.string(), "' (", ec.message(), ")", hint);
+  }
+  const fs::path probe = run_dir / "checkpoints" / ".write_probe";
+  try {
+    io::atomic_write_text(probe.string(), "eqr\n");
+  } catch (const Error& e) {
+    EQR_FAIL(RuntimeError, "run directory '", run_dir.string(), "' is not writable (", e.what(), ")", hint);
+  }
+  std::error_code ec;
+  fs::remove(probe, ec);
+}
+
+/// Stops before the first step when the run directory's filesystem cannot hold two checkpoints of
+/// `checkpoint_bytes` (the one being written beside the previous one, which survives until the new one is
+/// complete).
+void check_room_for_checkpoints(const fs::path& run_dir, uint64_t checkpoint_bytes) {
+  std::error_code ec;
+  const fs::space_info space = fs::space(run_dir, ec);
+  if (ec) return;  // no statistics (some network filesystems): a full disk is then reported by the write
+  const uint64_t need = 2 * checkpoint_bytes + (uint64_t{1} << 20);
+  EQR_CHECK(space.available >= need, RuntimeError, "the filesystem of run directory '", run_dir.string(), "' has ",
+            space.available >> 20, " MiB free, and training needs about ", need >> 20, " MiB (two checkpoints of ",
+            checkpoint_bytes >> 20, " MiB: the new one is written beside the last); free some space or choose "
+            "another directory");
+}
+
+/// Watches the loss and the carry's latent states for non-finite values without a host sync per step: the
+/// first bad step of each (and the loss) stay on the device (0-dim tensors) until check(), which the loop calls
+/// at log steps, before every evaluation and checkpoint, and at the end. Every rank calls check() at the same
+/// steps (a collective).
 class NonFiniteWatch {
  public:
   explicit NonFiniteWatch(const c10::Device& device)
-      : first_step_(torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device))),
+      : first_step_(torch::zeros({2}, torch::TensorOptions().dtype(torch::kLong).device(device))),
         value_(torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device))) {}
 
   /// Records `loss` (0-dim) of optimisation step `step` >= 1; only the first non-finite one is kept.
   void observe(const at::Tensor& loss, int64_t step) {
     torch::NoGradGuard no_grad;
     const at::Tensor l = loss.detach().to(torch::kFloat64);
-    const at::Tensor first_bad = torch::logical_not(torch::isfinite(l)).logical_and(first_step_ == 0);
-    first_step_.add_(first_bad.to(torch::kLong) * step);
+    const at::Tensor first_bad = torch::logical_not(torch::isfinite(l)).logical_and(first_step_[0] == 0);
+    first_step_[0].add_(first_bad.to(torch::kLong) * step);
     value_ = torch::where(first_bad, l, value_);
   }
 
-  /// Throws RuntimeError naming the first non-finite step over all ranks, if there was one.
+  /// Records whether the carry after optimisation step `step` holds a non-finite z_H or z_L (B, S, D).
+  void observe_carry(const dynamics::Carry& carry, int64_t step) {
+    torch::NoGradGuard no_grad;
+    const at::Tensor finite = torch::isfinite(carry.z_h).all().logical_and(torch::isfinite(carry.z_l).all());
+    first_step_[1].add_(torch::logical_not(finite).logical_and(first_step_[1] == 0).to(torch::kLong) * step);
+  }
+
+  /// Throws RuntimeError naming the first non-finite step over all ranks (loss or latent state), if any.
   void check(Distributed& dist, const std::string& last_checkpoint) {
-    const double local = static_cast<double>(first_step_.item<int64_t>());  // the sync, at check points only
-    auto first = torch::full({1}, local > 0 ? local : std::numeric_limits<double>::infinity(),
-                             torch::TensorOptions().dtype(torch::kFloat64).device(first_step_.device()));
+    const at::Tensor local_steps = first_step_.cpu();  // the sync, at check points only
+    const int64_t* local = local_steps.data_ptr<int64_t>();
+    const double inf = std::numeric_limits<double>::infinity();
+    auto first = torch::tensor({local[0] > 0 ? static_cast<double>(local[0]) : inf,
+                                local[1] > 0 ? static_cast<double>(local[1]) : inf},
+                               torch::TensorOptions().dtype(torch::kFloat64))
+                     .to(first_step_.device());
     dist.all_reduce(first, ReduceOp::Min);
-    const double step = first.item<double>();
-    if (!std::isfinite(step)) return;
-    const std::string value = local == step ? " (" + fmt_metric(value_.item<double>()) + ")" : std::string();
-    EQR_FAIL(RuntimeError, "non-finite loss", value, " at step ", static_cast<int64_t>(step),
-             "; the run stopped and the last checkpoint on disk (",
-             last_checkpoint.empty() ? "none yet" : last_checkpoint,
-             ") is intact. Lower train.lr or set train.grad_clip_norm.");
+    const at::Tensor got = first.cpu();
+    const double loss_step = got.data_ptr<double>()[0], carry_step = got.data_ptr<double>()[1];
+    if (!std::isfinite(loss_step) && !std::isfinite(carry_step)) return;
+    const std::string where = "; the run stopped and the last checkpoint on disk (" +
+                              (last_checkpoint.empty() ? std::string("none yet") : last_checkpoint) +
+                              ") is intact. Lower train.lr or set train.grad_clip_norm.";
+    if (loss_step <= carry_step) {
+      const std::string value =
+          static_cast<double>(local[0]) == loss_step ? " (" + fmt_metric(value_.item<double>()) + ")" : std::string();
+      EQR_FAIL(RuntimeError, "non-finite loss", value, " at step ", static_cast<int64_t>(loss_step), where);
+    }
+    EQR_FAIL(RuntimeError, "non-finite latent state (NaN or Inf in the carry's z_H or z_L) after step ",
+             static_cast<int64_t>(carry_step), where);
   }
 
  private:
-  at::Tensor first_step_;  // 0-dim int64 on the device: first step with a non-finite loss, 0 = none yet
+  at::Tensor first_step_;  // (2) int64 on the device: first step with a non-finite [loss, carry], 0 = none yet
   at::Tensor value_;       // 0-dim float64: that loss
 };
 
@@ -356,8 +487,7 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
                 "' already holds checkpoints; resume it with --resume ", run_dir.string(),
                 " or choose another name (--set name=...)");
     }
-    fs::create_directories(run_dir / "checkpoints");
-    fs::create_directories(run_dir / "eval");
+    check_run_dir_writable(run_dir);
     config::write_resolved(cfg, (run_dir / "config.yaml").string());
     Json envj = Json::parse(environment_info().dump());
     envj["device"] = device.str();
@@ -428,11 +558,24 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
     const auto latest = io::latest_checkpoint(run_dir.string());
     EQR_CHECK(latest.has_value(), UsageError, "--resume ", run_dir.string(), ": no checkpoint found in ",
               (run_dir / "checkpoints").string());
-    restore_checkpoint(st, io::load_checkpoint(*latest, device), *latest);
+    restore_checkpoint(st, io::load_checkpoint(*latest, device), *latest, dist);
     result.last_checkpoint = *latest;
     logger()->info("resumed from {} at step {}/{}", *latest, st.step, st.total_steps);
   }
   result.total_steps = st.total_steps;
+  if (primary) {
+    auto bytes = [](const auto& named) {
+      uint64_t b = 0;
+      for (const auto& [name, t] : named) b += static_cast<uint64_t>(t.numel()) * t.element_size();
+      return b;
+    };
+    const uint64_t model_bytes = bytes(to_map(st.model->state_dict()));
+    const uint64_t ema = st.ema ? bytes(st.ema->shadow()) : 0;
+    // A fresh optimiser has no state yet; after its first step, two moments per parameter.
+    const uint64_t optim = std::max<uint64_t>(bytes(st.optimizer->state_tensors()), 2 * model_bytes);
+    check_room_for_checkpoints(run_dir, model_bytes + ema + optim +
+                                            static_cast<uint64_t>(dist.world_size()) * bytes(rank_state(st)));
+  }
 
   if (primary) {
     logger()->info("training {} ({} parameters, {} blocks per supervision step) on {} x{} | {} train examples "
@@ -504,15 +647,27 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
                 result.last_checkpoint.empty() ? "none yet" : result.last_checkpoint,
                 ") is intact. Lower train.lr or set train.grad_clip_norm.");
     }
+    const std::vector<io::TensorMap> ranks = gather_ranks(rank_state(st), dist, device);  // a collective
     dist.barrier();
     if (!primary) return;
-    result.last_checkpoint = io::write_run_checkpoint(run_dir.string(), st.step, make_checkpoint(st, cfg));
+    try {
+      result.last_checkpoint = io::write_run_checkpoint(run_dir.string(), st.step, make_checkpoint(st, cfg, ranks));
+    } catch (const Error& e) {
+      EQR_FAIL(RuntimeError, "the checkpoint of step ", st.step, " could not be written: ", e.what(),
+               ". The previous checkpoint (", result.last_checkpoint.empty() ? "none yet" : result.last_checkpoint,
+               ") is intact; free some space and continue with `eqr train --resume ", run_dir.string(), "`");
+    }
     io::keep_last(run_dir.string(), 3);
     logger()->info("checkpoint {}", result.last_checkpoint);
   };
 
   // ---- the loop: one supervision step of every carry row = one optimisation step ----
   SignalGuard signals;
+  std::optional<torch::autograd::DetectAnomalyGuard> anomaly;
+  if (options.detect_anomaly) {
+    anomaly.emplace();
+    if (primary) logger()->warn("--detect-anomaly: autograd checks every backward op for NaN (slow; for debugging)");
+  }
   const int64_t first_step = st.step;
   Progress progress("train", st.total_steps, "steps", (primary && options.progress) ? stderr : nullptr);
   progress.set(st.step);
@@ -566,11 +721,30 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
     TrainStepFlags flags;
     flags.grad_norms = grad_norm_now;
     flags.poison_loss = options.inject_nan_loss_at_step == s;
-    const TrainStepResult r = train_step.run(st.carry, to_device(*batch, device), st.gen, lr, flags);
+    TrainStepResult r;
+    try {
+      r = train_step.run(st.carry, to_device(*batch, device), st.gen, lr, flags);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      if (!options.detect_anomaly) throw;
+      // Anomaly mode's report (autograd's engine rethrows it as std::runtime_error): the backward op that
+      // returned NaN; its forward trace went to the log just before.
+      const std::string what = e.what();
+      EQR_FAIL(RuntimeError, "autograd anomaly at step ", s, " (--detect-anomaly): ", what.substr(0, what.find('\n')),
+               "\nThe run stopped; the last checkpoint on disk (",
+               result.last_checkpoint.empty() ? "none yet" : result.last_checkpoint, ") is intact.");
+    }
     const dynamics::StepOutput& out = r.out;
     const StepLoss& loss = r.loss;
     const GradNorms& norms = r.norms;
+    if (options.inject_nan_carry_at_step == s) {
+      torch::NoGradGuard no_grad;
+      st.carry.z_h = st.carry.z_h.clone();
+      st.carry.z_h.view({-1})[0].fill_(std::numeric_limits<double>::quiet_NaN());
+    }
     watch.observe(r.total, s);
+    watch.observe_carry(st.carry, s);
     st.step = s;
     ++window_steps;
 

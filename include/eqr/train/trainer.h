@@ -41,6 +41,13 @@ struct TrainerOptions {
   /// Tests only: multiply the loss of this optimisation step by NaN before backward (0 = never), to
   /// exercise the non-finite stop.
   int64_t inject_nan_loss_at_step = 0;
+  /// Tests only: write a NaN into the carry's z_H after this optimisation step (0 = never), to exercise the
+  /// non-finite latent-state stop.
+  int64_t inject_nan_carry_at_step = 0;
+  /// Autograd anomaly detection (`eqr train --detect-anomaly`): every backward op checks its outputs for
+  /// NaN and keeps the forward trace of the op that made them; the first one stops the run with that trace
+  /// and the step. Slow: for debugging.
+  bool detect_anomaly = false;
 };
 
 /// What a finished (or interrupted) run reports.
@@ -87,10 +94,16 @@ TrainEvalResult evaluate_split(model::EqrModel& model, const std::shared_ptr<con
 /// its own on CPU and CUDA alike, never torch's global one, so nothing else (evaluation) moves it.
 at::Generator training_generator(const c10::Device& device, uint64_t seed, int rank);
 
-/// Runs (or resumes) training as configured. Throws ConfigError / DataError / RuntimeError. The loss is
-/// checked for non-finite values on the device every step and read at log steps, before every evaluation
-/// and checkpoint, and at the end: a non-finite loss throws RuntimeError naming the first bad step, and no
-/// checkpoint is ever written from a non-finite state, so the last checkpoint on disk is intact.
+/// Runs (or resumes) training as configured. Throws ConfigError / DataError / RuntimeError. The loss and the
+/// carry's latent states are checked for non-finite values on the device every step and read at log steps,
+/// before every evaluation and checkpoint, and at the end: a non-finite loss or state throws RuntimeError
+/// naming the first bad step, and no checkpoint is ever written from a non-finite state, so the last
+/// checkpoint on disk is intact. Before the first step the run directory must be writable (RuntimeError
+/// otherwise) and its filesystem must have room for two checkpoints.
+///
+/// Checkpoints hold every rank's carry (rows in rank order) and training generator, so a run of N processes
+/// resumes (with N processes) exactly where it stopped: on CPU the resumed run is bit-identical to an
+/// uninterrupted one.
 TrainResult run_training(const config::RunConfig& config, const TrainerOptions& options);
 
 /// Loads the resolved config of an existing run (<run>/config.yaml). ConfigError if absent.
