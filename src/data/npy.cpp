@@ -1,5 +1,7 @@
 #include "eqr/data/npy.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -166,6 +168,9 @@ NpyHeader read_header(std::FILE* f, const std::string& path) {
   EQR_CHECK(major >= 1 && major <= 3, DataError, path, ": unsupported .npy format version ", major, ".",
             int(static_cast<unsigned char>(pre[7])), " (expected 1.0, 2.0 or 3.0)");
   EQR_CHECK(hlen <= (uint64_t{1} << 24), DataError, path, ": .npy header length ", hlen, " is implausible");
+  struct stat st {};  // nothing is allocated beyond what the file holds
+  EQR_CHECK(::fstat(::fileno(f), &st) == 0 && hlen <= static_cast<uint64_t>(st.st_size), DataError, path,
+            ": .npy header length ", hlen, " is longer than the file (", static_cast<int64_t>(st.st_size), " bytes)");
   std::string header(static_cast<size_t>(hlen), '\0');
   const size_t hgot = std::fread(header.data(), 1, header.size(), f);
   EQR_CHECK(hgot == header.size(), DataError, path, ": truncated .npy header (", hgot, " of ", hlen, " bytes)");

@@ -148,12 +148,17 @@ std::vector<Entry> header_entries(const Header& h, const std::string& path) {
       EQR_FAIL(CheckpointError, path, ": tensor '", name, "' has a malformed header entry (", ex.what(),
                "); expected {dtype, shape, data_offsets}");
     }
-    int64_t numel = 1;
+    // Sizes in exact arithmetic (a forged shape must not wrap around to a small byte count), capped at
+    // the data section: nothing is allocated beyond what the file holds.
+    unsigned __int128 nbytes128 = c10::elementSize(e.dtype);
     for (auto d : e.shape) {
       EQR_CHECK(d >= 0, CheckpointError, path, ": tensor '", name, "' has a negative dimension");
-      numel *= d;
+      nbytes128 = std::min<unsigned __int128>(nbytes128 * static_cast<uint64_t>(d), uint64_t{1} << 62);
     }
-    const uint64_t nbytes = static_cast<uint64_t>(numel) * c10::elementSize(e.dtype);
+    EQR_CHECK(nbytes128 <= data_bytes, CheckpointError, path, ": tensor '", name, "' of ", c10::toString(e.dtype),
+              " ", c10::IntArrayRef(e.shape), " needs more bytes than the file's data section holds (",
+              data_bytes, "); truncated or corrupt checkpoint");
+    const auto nbytes = static_cast<uint64_t>(nbytes128);
     EQR_CHECK(e.begin <= e.end && e.end - e.begin == nbytes, CheckpointError, path, ": tensor '", name,
               "' spans bytes [", e.begin, ", ", e.end, ") but ", c10::toString(e.dtype), " ",
               c10::IntArrayRef(e.shape), " needs ", nbytes, " bytes; corrupt checkpoint");
@@ -173,7 +178,8 @@ nlohmann::ordered_json header_meta(const Header& h, const std::string& path, nlo
   if (it == h.json.end()) return meta;  // a plain safetensors file: tensors only
   EQR_CHECK(it->is_object(), CheckpointError, path, ": __metadata__ is not an object");
   if (it->contains("eqr_format_version")) {
-    const std::string v = it->value("eqr_format_version", std::string("0"));
+    const auto& field = it->at("eqr_format_version");
+    const std::string v = field.is_string() ? field.get<std::string>() : field.dump().substr(0, 40);
     int version = 0;
     try {
       version = std::stoi(v);
@@ -344,6 +350,8 @@ Checkpoint load_checkpoint(const std::string& path, const c10::Device& device) {
                 h.data_start + e.begin, ")");
     }
     if (crcs.is_object() && crcs.contains(e.name)) {
+      EQR_CHECK(crcs[e.name].is_number_unsigned(), CheckpointError, path, ": CRC of tensor '", e.name,
+                "' is not a number (", crcs[e.name].dump().substr(0, 40), "); corrupt checkpoint");
       const auto want = crcs[e.name].get<uint32_t>();
       const auto got = crc32(t.data_ptr(), nbytes);
       EQR_CHECK(got == want, CheckpointError, path, ": tensor '", e.name, "' is corrupt (CRC-32 ", got,

@@ -8,10 +8,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <map>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "eqr/core/error.h"
 
@@ -99,6 +102,44 @@ PickleValue PickleValue::make_object(std::string module, std::string name, Items
   p.kind_ = Kind::Object;
   p.object_->args = std::move(args);
   return p;
+}
+
+PickleValue::~PickleValue() {
+  // The last owner of a container hands its children to a per-thread queue instead of destroying them in
+  // place; the outermost destructor drains the queue. Depth costs queue entries, not stack frames.
+  const bool own_items = items_ && items_.use_count() == 1 && !items_->empty();
+  const bool own_entries = entries_ && entries_.use_count() == 1 && !entries_->empty();
+  const bool own_object = object_ && object_.use_count() == 1;
+  if (!own_items && !own_entries && !own_object) return;
+  static thread_local std::vector<PickleValue> pending;
+  static thread_local bool draining = false;
+  auto take = [](std::vector<PickleValue>& from) {
+    for (auto& v : from) pending.push_back(std::move(v));
+    from.clear();
+  };
+  auto take_entries = [](Entries& from) {
+    for (auto& [k, v] : from) {
+      pending.push_back(std::move(k));
+      pending.push_back(std::move(v));
+    }
+    from.clear();
+  };
+  if (own_items) take(*items_);
+  if (own_entries) take_entries(*entries_);
+  if (own_object) {
+    take(object_->args);
+    take(object_->list_items);
+    take_entries(object_->dict_items);
+    if (object_->state && object_->state.use_count() == 1) pending.push_back(std::move(*object_->state));
+    object_->state.reset();
+  }
+  if (draining) return;
+  draining = true;
+  while (!pending.empty()) {
+    PickleValue v = std::move(pending.back());
+    pending.pop_back();
+  }  // v's destructor queues its own children
+  draining = false;
 }
 
 std::string PickleValue::kind_name() const {
@@ -254,9 +295,16 @@ bool decode_utf8(const std::string& s, std::vector<uint32_t>& out) {
   return true;
 }
 
+/// Longest LONG1/LONG4 integer read (bytes). Python writes checkpoints' big ints (a numpy seed, 2**70) in a
+/// few dozen bytes; the decimal conversion below is quadratic in the length, so a forged 100 KB integer
+/// would take minutes.
+constexpr size_t kMaxLongBytes = 1024;
+
 /// Little-endian two's-complement bytes (pickle LONG1/LONG4) -> Int or BigInt.
 PickleValue long_from_bytes(const std::string& b) {
   if (b.empty()) return PickleValue::make_int(0);
+  EQR_CHECK(b.size() <= kMaxLongBytes, CheckpointError, "pickle integer of ", b.size(), " bytes (more than ",
+            kMaxLongBytes, "); not a checkpoint value");
   const bool negative = (static_cast<unsigned char>(b.back()) & 0x80) != 0;
   // Fits int64 when every byte past the 8th is pure sign extension of byte 8's top bit.
   bool fits = true;
@@ -306,7 +354,9 @@ PickleValue int_from_text(std::string text, const std::string& where) {
   while (!text.empty() && (text.back() == 'L' || text.back() == ' ' || text.back() == '\r')) text.pop_back();
   const size_t start = (!text.empty() && (text[0] == '-' || text[0] == '+')) ? 1 : 0;
   EQR_CHECK(text.size() > start && text.find_first_not_of("0123456789", start) == std::string::npos,
-            CheckpointError, where, ": bad integer text '", text, "' in pickle");
+            CheckpointError, where, ": bad integer text '", text.substr(0, 40), "' in pickle");
+  EQR_CHECK(text.size() <= 2 * kMaxLongBytes, CheckpointError, where, ": integer of ", text.size(),
+            " digits in pickle; not a checkpoint value");
   errno = 0;
   char* end = nullptr;
   const long long v = std::strtoll(text.c_str(), &end, 10);
@@ -356,12 +406,136 @@ std::vector<int64_t> int_list(const PickleValue& v, const std::string& what, con
   return out;
 }
 
+/// Elements a stride-0 (expanded) tensor view may have beyond its storage's (2^20).
+constexpr int64_t kMaxExpandedElements = int64_t{1} << 20;
+/// Deepest nesting of containers accepted. Checkpoints nest a dozen levels; every walk over the tree (and
+/// its destruction) recurses once per level, so a forged pickle of 100,000 nested lists would overflow
+/// the stack.
+constexpr int kMaxNesting = 200;
+
+/// The containers directly inside `v` (list/tuple items, dict keys and values, an object's arguments, state
+/// and items); `v` itself when it is not a container: nothing.
+template <typename Fn>
+void for_each_child(const PickleValue& v, Fn&& fn) {
+  using Kind = PickleValue::Kind;
+  switch (v.kind()) {
+    case Kind::List:
+    case Kind::Tuple:
+      for (const auto& x : v.items()) fn(x);
+      return;
+    case Kind::Dict:
+      for (const auto& [k, x] : v.entries()) {
+        fn(k);
+        fn(x);
+      }
+      return;
+    case Kind::Object:
+    case Kind::Global: {
+      const auto& o = v.object();
+      for (const auto& x : o.args) fn(x);
+      if (o.state) fn(*o.state);
+      for (const auto& x : o.list_items) fn(x);
+      for (const auto& [k, x] : o.dict_items) {
+        fn(k);
+        fn(x);
+      }
+      return;
+    }
+    default: return;
+  }
+}
+
+/// Identity of a container (shared by every copy of it); nullptr for scalars, tensors and storages.
+const void* container_id(const PickleValue& v) {
+  using Kind = PickleValue::Kind;
+  switch (v.kind()) {
+    case Kind::List:
+    case Kind::Tuple: return &v.items();
+    case Kind::Dict: return &v.entries();
+    case Kind::Object:
+    case Kind::Global: return &v.object();
+    default: return nullptr;
+  }
+}
+
+/// Height of the tree below `v` (0 for a leaf); CheckpointError for a reference cycle (a list appended to
+/// itself through the memo) or nesting deeper than kMaxNesting. Shared subtrees are visited once.
+int check_nesting(const PickleValue& v, int depth, std::unordered_map<const void*, int>& height,
+                  const std::string& origin) {
+  const void* id = container_id(v);
+  if (id == nullptr) return 0;
+  const auto it = height.find(id);
+  if (it != height.end()) {
+    EQR_CHECK(it->second >= 0, CheckpointError, origin, ": the pickle holds a reference cycle (a container "
+              "inside itself); checkpoints never do, and eqr does not read it");
+    EQR_CHECK(depth + it->second <= kMaxNesting, CheckpointError, origin, ": containers nested more than ",
+              kMaxNesting, " levels deep; not a checkpoint eqr reads");
+    return it->second;
+  }
+  EQR_CHECK(depth <= kMaxNesting, CheckpointError, origin, ": containers nested more than ", kMaxNesting,
+            " levels deep; not a checkpoint eqr reads");
+  height[id] = -1;  // on the current path
+  int h = 0;
+  for_each_child(v, [&](const PickleValue& c) { h = std::max(h, 1 + check_nesting(c, depth + 1, height, origin)); });
+  height[id] = h;
+  return h;
+}
+
+/// Empties every container reachable from `roots` without recursion, so that nothing deep or cyclic is
+/// left to a recursive destructor (or leaked through a shared_ptr cycle).
+void dismantle(std::vector<PickleValue> todo) {
+  using Kind = PickleValue::Kind;
+  std::unordered_set<const void*> seen;
+  std::vector<PickleValue> all;  // keeps every container alive while the others are emptied
+  while (!todo.empty()) {
+    PickleValue v = std::move(todo.back());
+    todo.pop_back();
+    const void* id = container_id(v);
+    if (id == nullptr || !seen.insert(id).second) continue;
+    for_each_child(v, [&](const PickleValue& c) {
+      if (container_id(c) != nullptr) todo.push_back(c);
+    });
+    all.push_back(std::move(v));
+  }
+  for (auto& v : all) {
+    if (v.is(Kind::List) || v.is(Kind::Tuple)) {
+      v.mutable_items().clear();
+    } else if (v.is(Kind::Dict)) {
+      v.mutable_entries().clear();
+    } else {
+      auto& o = v.mutable_object();
+      o.args.clear();
+      o.state.reset();
+      o.list_items.clear();
+      o.dict_items.clear();
+    }
+  }
+}
+
 class Machine {
  public:
   Machine(const std::string& data, const std::string& origin, const StorageLoader& loader,
           std::vector<std::string>* notes)
       : data_(data), origin_(origin), loader_(loader), notes_(notes) {}
 
+  /// run(), then the nesting check; on any error every container built so far is dismantled first.
+  PickleValue run_checked() {
+    try {
+      PickleValue root = run();
+      std::unordered_map<const void*, int> height;
+      check_nesting(root, 0, height, origin_);
+      return root;
+    } catch (...) {
+      std::vector<PickleValue> all(stack_.begin(), stack_.end());
+      for (auto& [k, v] : memo_) all.push_back(v);
+      stack_.clear();
+      memo_.clear();
+      dismantle(std::move(all));
+      throw;
+    }
+  }
+
+ private:
   PickleValue run() {
     while (true) {
       EQR_CHECK(pos_ < data_.size(), CheckpointError, origin_, ": pickle ends at byte ", pos_,
@@ -508,16 +682,23 @@ class Machine {
     const auto stride = int_list(args[3], "stride", where());
     EQR_CHECK(size.size() == stride.size(), CheckpointError, where(), fn, ": size has ", size.size(),
               " dims but stride has ", stride.size());
-    int64_t last = offset;
+    // Exact (128-bit) arithmetic: forged sizes and strides must not wrap around into a "valid" view.
+    __int128 last = offset, numel = 1;
     bool empty = false;
     for (size_t d = 0; d < size.size(); ++d) {
       EQR_CHECK(size[d] >= 0 && stride[d] >= 0, CheckpointError, where(), fn, ": negative size or stride");
       if (size[d] == 0) empty = true;
-      last += (size[d] - 1) * stride[d];
+      last += static_cast<__int128>(size[d] - 1) * stride[d];
+      numel = std::min<__int128>(numel * size[d], __int128{1} << 62);
     }
-    EQR_CHECK(offset >= 0 && (empty || last < flat.numel()), CheckpointError, where(), fn,
+    EQR_CHECK(offset >= 0 && offset <= flat.numel() && (empty || last < flat.numel()), CheckpointError, where(), fn,
               ": view (offset ", offset, ", size ", c10::IntArrayRef(size), ", stride ", c10::IntArrayRef(stride),
-              ") reaches element ", last, " of a storage with ", flat.numel(), " elements");
+              ") reaches past the end of a storage with ", flat.numel(), " elements");
+    // Stride-0 (expanded) views may have more elements than their storage, but a forged header must not
+    // turn a few stored bytes into a tensor that fills memory once copied.
+    EQR_CHECK(numel <= flat.numel() + kMaxExpandedElements, CheckpointError, where(), fn, ": view of size ",
+              c10::IntArrayRef(size), " has more than ", kMaxExpandedElements,
+              " elements beyond its storage's ", flat.numel(), " (stride-0 expansion); refused");
     return flat.as_strided(size, stride, offset);
   }
 
@@ -873,16 +1054,101 @@ auto as_checkpoint_error(const std::string& origin, Fn&& fn) -> decltype(fn()) {
 PickleValue parse_pickle(const std::string& data, const std::string& origin, const StorageLoader& load_storage,
                          std::vector<std::string>* notes) {
   Machine m(data, origin, load_storage, notes);
-  return as_checkpoint_error(origin, [&] { return m.run(); });
+  return as_checkpoint_error(origin, [&] { return m.run_checked(); });
 }
 
 // ---------------------------------------------------------------------------------------------
 // torch.save zip files
 
+namespace {
+uint64_t le(const std::string& b, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes; i-- > 0;) v = (v << 8) | static_cast<unsigned char>(b[at + static_cast<size_t>(i)]);
+  return v;
+}
+
+/// The uncompressed size of every record of a zip archive, from its central directory (zip64 included),
+/// keyed as PyTorchStreamReader names records (without the archive's top folder). LibTorch's reader
+/// allocates a record's declared size before it reads a byte, so these sizes are checked first.
+/// nullopt when the directory cannot be read.
+std::optional<std::map<std::string, uint64_t>> zip_record_sizes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  in.seekg(0, std::ios::end);
+  const auto file_bytes = static_cast<uint64_t>(in.tellg());
+  const uint64_t tail_bytes = std::min<uint64_t>(file_bytes, 22 + 65535 + 20);  // EOCD + comment + zip64 locator
+  std::string tail(static_cast<size_t>(tail_bytes), '\0');
+  in.seekg(static_cast<std::streamoff>(file_bytes - tail_bytes));
+  if (!in.read(tail.data(), static_cast<std::streamsize>(tail_bytes))) return std::nullopt;
+  const size_t e = tail.rfind(std::string("PK\x05\x06", 4));
+  if (e == std::string::npos || e + 22 > tail.size()) return std::nullopt;
+  uint64_t count = le(tail, e + 10, 2), cd_bytes = le(tail, e + 12, 4), cd_offset = le(tail, e + 16, 4);
+  if (e >= 20 && tail.compare(e - 20, 4, std::string("PK\x06\x07", 4)) == 0) {
+    const uint64_t z = le(tail, e - 20 + 8, 8);  // zip64 end of central directory record
+    std::string rec(56, '\0');
+    if (z > file_bytes - 56 || file_bytes < 56) return std::nullopt;
+    in.seekg(static_cast<std::streamoff>(z));
+    if (!in.read(rec.data(), 56) || rec.compare(0, 4, std::string("PK\x06\x06", 4)) != 0) return std::nullopt;
+    count = le(rec, 32, 8);
+    cd_bytes = le(rec, 40, 8);
+    cd_offset = le(rec, 48, 8);
+  }
+  if (cd_offset > file_bytes || cd_bytes > file_bytes - cd_offset) return std::nullopt;
+  std::string cd(static_cast<size_t>(cd_bytes), '\0');
+  in.seekg(static_cast<std::streamoff>(cd_offset));
+  if (!in.read(cd.data(), static_cast<std::streamsize>(cd_bytes))) return std::nullopt;
+  std::map<std::string, uint64_t> out;
+  size_t p = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (p + 46 > cd.size() || cd.compare(p, 4, std::string("PK\x01\x02", 4)) != 0) return std::nullopt;
+    uint64_t size = le(cd, p + 24, 4);
+    const size_t name_len = le(cd, p + 28, 2), extra_len = le(cd, p + 30, 2), comment_len = le(cd, p + 32, 2);
+    if (p + 46 + name_len + extra_len + comment_len > cd.size()) return std::nullopt;
+    std::string name = cd.substr(p + 46, name_len);
+    if (size == 0xFFFFFFFFu) {  // the real size is the first field of the zip64 extra block (id 1)
+      bool found = false;
+      for (size_t x = p + 46 + name_len; x + 4 <= p + 46 + name_len + extra_len;) {
+        const uint64_t id = le(cd, x, 2), len = le(cd, x + 2, 2);
+        if (id == 1 && len >= 8 && x + 12 <= cd.size()) {
+          size = le(cd, x + 4, 8);
+          found = true;
+          break;
+        }
+        x += 4 + len;
+      }
+      if (!found) return std::nullopt;
+    }
+    const size_t slash = name.find('/');
+    out[slash == std::string::npos ? name : name.substr(slash + 1)] = size;
+    p += 46 + name_len + extra_len + comment_len;
+  }
+  return out;
+}
+
+/// What makes a zip archive unsafe to hand to LibTorch's reader ("" if nothing). That reader allocates a
+/// record's declared size before it reads a byte (its constructor reads the `version` record), so every
+/// record's size must fit the file first: torch.save stores records uncompressed, and a forged size must not
+/// become a huge allocation.
+std::string zip_defect(const std::string& path) {
+  const auto sizes = zip_record_sizes(path);
+  if (!sizes) return "cannot read the zip archive's central directory (truncated or corrupt?)";
+  std::error_code ec;
+  const uint64_t file_bytes = std::filesystem::file_size(path, ec);
+  for (const auto& [name, bytes] : *sizes) {
+    if (ec || bytes > file_bytes) {
+      return "zip record " + name + " declares " + std::to_string(bytes) + " bytes, more than the whole file (" +
+             std::to_string(file_bytes) + " bytes); corrupt or forged checkpoint";
+    }
+  }
+  return "";
+}
+}  // namespace
+
 bool is_torch_zip(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   char magic[4] = {0, 0, 0, 0};
   if (!in.read(magic, 4) || std::memcmp(magic, "PK\x03\x04", 4) != 0) return false;
+  if (!zip_defect(path).empty()) return false;
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     return reader.hasRecord("data.pkl");
@@ -905,6 +1171,10 @@ TorchFile read_torch_file(const std::string& path, const c10::Device& device) {
     }
     EQR_CHECK(std::memcmp(magic, "PK\x03\x04", 4) == 0, CheckpointError, path,
               ": not a zip archive (first bytes are not 'PK\\3\\4'); expected a torch.save checkpoint");
+  }
+  {
+    const std::string defect = zip_defect(path);
+    EQR_CHECK(defect.empty(), CheckpointError, path, ": ", defect);
   }
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
   try {
@@ -941,7 +1211,7 @@ TorchFile read_torch_file(const std::string& path, const c10::Device& device) {
       EQR_FAIL(CheckpointError, path, ": cannot read ", record, ": ", std::string(e.what()).substr(0, 300));
     }
     const auto itemsize = static_cast<int64_t>(c10::elementSize(ref.dtype));
-    EQR_CHECK(ref.numel >= 0 && static_cast<int64_t>(size) >= ref.numel * itemsize, CheckpointError, path, ": ",
+    EQR_CHECK(ref.numel >= 0 && ref.numel <= static_cast<int64_t>(size) / itemsize, CheckpointError, path, ": ",
               record, " holds ", size, " bytes, expected ", ref.numel, " x ", itemsize, " bytes (",
               c10::toString(ref.dtype), ")");
     at::Tensor flat = torch::empty({ref.numel}, torch::TensorOptions().dtype(ref.dtype));
@@ -951,7 +1221,7 @@ TorchFile read_torch_file(const std::string& path, const c10::Device& device) {
 
   std::vector<std::string> notes;
   Machine m(pickle, path + ": data.pkl", loader, &notes);
-  out.root = as_checkpoint_error(path, [&] { return m.run(); });
+  out.root = as_checkpoint_error(path, [&] { return m.run_checked(); });
   for (const auto& [loc, count] : m.locations()) {
     if (loc != device.str()) {
       out.notes.push_back(std::to_string(count) + " storage" + (count == 1 ? "" : "s") + " recorded on " + loc +

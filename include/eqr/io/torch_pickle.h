@@ -58,6 +58,12 @@ class PickleValue {
   };
 
   PickleValue() = default;  // None
+  PickleValue(const PickleValue&) = default;
+  PickleValue(PickleValue&&) noexcept = default;
+  PickleValue& operator=(const PickleValue&) = default;
+  PickleValue& operator=(PickleValue&&) noexcept = default;
+  /// Frees nested containers without recursion (a pickle may nest lists 100,000 deep).
+  ~PickleValue();
   static PickleValue make_bool(bool v);
   static PickleValue make_int(int64_t v);
   static PickleValue make_big_int(std::string decimal);
