@@ -1,5 +1,6 @@
 // `eqr data build`: writes a dataset in the reference's numpy layout (docs/dataset_format.md) from
-// Sudoku-Extreme CSVs or from the generator. Thin: flags -> config::DataConfig -> data::build_dataset.
+// Sudoku-Extreme CSVs or from the generator, or (--task maze) generated mazes as the reference's maze builder
+// writes them. Thin: flags -> config::DataConfig -> data::build_dataset.
 // `eqr bench loader`: batches per second of data::Loader on a built split (checked first, then timed).
 
 #include <chrono>
@@ -7,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
@@ -18,6 +20,7 @@
 #include "eqr/data/board.h"
 #include "eqr/data/dataset.h"
 #include "eqr/data/loader.h"
+#include "eqr/task/maze_task.h"
 
 namespace eqr::app {
 
@@ -31,6 +34,11 @@ struct BuildArgs {
   int64_t min_givens = 0, max_givens = 0, min_rating = 0;
   bool skip_invalid = false;
   bool reference_dtypes = false;
+  // --task maze: the reference's dataset/build_maze_unique_dataset.py (--grid-size, --min/max-path-length).
+  std::string task = "sudoku";
+  int maze_size = 30;
+  int min_path_length = 0, max_path_length = 0;
+  std::vector<std::string> sudoku_only;  // Sudoku options given on the command line (refused with --task maze)
 };
 
 config::DataConfig to_config(const BuildArgs& a) {
@@ -65,10 +73,27 @@ config::DataConfig to_config(const BuildArgs& a) {
   return c;
 }
 
+/// --task maze: generated mazes only, both splits from one generator call (the reference's builder).
+data::BuiltDataset build_mazes(const BuildArgs& a) {
+  EQR_CHECK(a.sudoku_only.empty(), UsageError, "--task maze does not take ", a.sudoku_only.front(),
+            " (mazes are generated, never augmented or subsampled); give --generate-train N --generate-test M "
+            "[--size n --min-path-length L --max-path-length L --seed S]");
+  EQR_CHECK(a.generate_train.has_value() && a.generate_test.has_value(), UsageError,
+            "--task maze needs --generate-train N and --generate-test M (the reference's --train-samples and "
+            "--test-samples; the paper used 1000 and 1000)");
+  task::MazeGeneratorOptions g;
+  g.size = a.maze_size;
+  g.count = *a.generate_train;
+  g.seed = static_cast<uint64_t>(a.seed);
+  g.min_path_length = a.min_path_length;
+  g.max_path_length = a.max_path_length;
+  return task::build_maze_dataset(g, *a.generate_test);
+}
+
 void run_build(const BuildArgs& args) {
-  const config::DataConfig cfg = to_config(args);
   const auto t0 = std::chrono::steady_clock::now();
-  const data::BuiltDataset built = data::build_dataset(cfg, {}, args.reference_dtypes);
+  const data::BuiltDataset built =
+      args.task == "maze" ? build_mazes(args) : data::build_dataset(to_config(args), {}, args.reference_dtypes);
   const auto t1 = std::chrono::steady_clock::now();
   data::write_dataset(args.out, built);
   const auto t2 = std::chrono::steady_clock::now();
@@ -143,26 +168,51 @@ void register_data_build(CLI::App& app) {
   auto args = std::make_shared<BuildArgs>();
   CLI::App* cmd = data->add_subcommand(
       "build", "Build a dataset in the reference's numpy layout (train/ and test/ with all__*.npy, manifest.json)");
-  cmd->add_option("--train-csv", args->train_csv, "Training CSV (source,question,answer,rating)");
-  cmd->add_option("--test-csv", args->test_csv, "Test CSV (never subsampled or augmented)");
-  cmd->add_option("--generate-train", args->generate_train, "Generate N training puzzles instead of a CSV");
-  cmd->add_option("--generate-test", args->generate_test, "Generate M test puzzles instead of a CSV");
-  cmd->add_option("--subsample", args->subsample, "Keep N training puzzles (np.random.choice; paper: 1000)");
-  cmd->add_option("--num-aug", args->num_aug, "Augmented copies per training puzzle (paper: 1000)")
+  cmd->add_option("--task", args->task, "sudoku, or maze (the reference's build_maze_unique_dataset.py)")
+      ->check(CLI::IsMember({"sudoku", "maze"}))
       ->capture_default_str();
-  cmd->add_option("--seed", args->seed, "np.random.seed of the build (reference default 42)")->capture_default_str();
-  cmd->add_option("--min-difficulty", args->min_difficulty, "Keep rows with rating >= R (train and test)");
-  cmd->add_option("--geometry", args->geometry, "Board side: 4x4, 6x6, 9x9 or 16x16")->capture_default_str();
-  cmd->add_option("--box", args->box, "Box shape ROWSxCOLS instead of --geometry, e.g. 2x3");
-  cmd->add_option("--min-givens", args->min_givens, "Generator: stop removing clues at this many givens");
-  cmd->add_option("--max-givens", args->max_givens, "Generator: reject puzzles with more givens (0 = no limit)");
-  cmd->add_option("--min-rating", args->min_rating, "Generator: reject puzzles rated below this");
-  cmd->add_flag("--reference-dtypes", args->reference_dtypes,
-                "Write the augmented train split's tokens as int64 like the reference (byte-identical files, "
-                "8x larger); default uint8");
-  cmd->add_flag("--skip-invalid", args->skip_invalid, "Skip (and count) invalid CSV rows instead of failing");
+  std::vector<CLI::Option*> sudoku_only;
+  sudoku_only.push_back(cmd->add_option("--train-csv", args->train_csv, "Training CSV (source,question,answer,rating)"));
+  sudoku_only.push_back(cmd->add_option("--test-csv", args->test_csv, "Test CSV (never subsampled or augmented)"));
+  cmd->add_option("--generate-train", args->generate_train, "Generate N training puzzles (mazes) instead of a CSV");
+  cmd->add_option("--generate-test", args->generate_test, "Generate M test puzzles (mazes) instead of a CSV");
+  sudoku_only.push_back(
+      cmd->add_option("--subsample", args->subsample, "Keep N training puzzles (np.random.choice; paper: 1000)"));
+  sudoku_only.push_back(cmd->add_option("--num-aug", args->num_aug, "Augmented copies per training puzzle (paper: 1000)")
+                            ->capture_default_str());
+  cmd->add_option("--seed", args->seed, "Seed of the build (reference default 42)")->capture_default_str();
+  sudoku_only.push_back(
+      cmd->add_option("--min-difficulty", args->min_difficulty, "Keep rows with rating >= R (train and test)"));
+  sudoku_only.push_back(
+      cmd->add_option("--geometry", args->geometry, "Board side: 4x4, 6x6, 9x9 or 16x16")->capture_default_str());
+  sudoku_only.push_back(cmd->add_option("--box", args->box, "Box shape ROWSxCOLS instead of --geometry, e.g. 2x3"));
+  sudoku_only.push_back(
+      cmd->add_option("--min-givens", args->min_givens, "Generator: stop removing clues at this many givens"));
+  sudoku_only.push_back(
+      cmd->add_option("--max-givens", args->max_givens, "Generator: reject puzzles with more givens (0 = no limit)"));
+  sudoku_only.push_back(cmd->add_option("--min-rating", args->min_rating, "Generator: reject puzzles rated below this"));
+  sudoku_only.push_back(
+      cmd->add_flag("--reference-dtypes", args->reference_dtypes,
+                    "Write the augmented train split's tokens as int64 like the reference (byte-identical files, "
+                    "8x larger); default uint8"));
+  sudoku_only.push_back(
+      cmd->add_flag("--skip-invalid", args->skip_invalid, "Skip (and count) invalid CSV rows instead of failing"));
+  std::vector<CLI::Option*> maze_only;
+  maze_only.push_back(
+      cmd->add_option("--size", args->maze_size, "maze: side n (the reference's --grid-size)")->capture_default_str());
+  maze_only.push_back(cmd->add_option("--min-path-length", args->min_path_length,
+                                      "maze: shortest path >= this (0 = the side's default; 100 for 30x30)"));
+  maze_only.push_back(cmd->add_option("--max-path-length", args->max_path_length,
+                                      "maze: shortest path <= this (0 = the side's default; 140 for 30x30)"));
   cmd->add_option("-o,--out", args->out, "Output directory, e.g. data/sudoku-extreme-1k-aug-1000")->required();
-  cmd->callback([args] { run_build(*args); });
+  cmd->callback([args, sudoku_only, maze_only] {
+    for (const CLI::Option* o : sudoku_only)
+      if (o->count() > 0) args->sudoku_only.push_back(o->get_name());
+    if (args->task != "maze")
+      for (const CLI::Option* o : maze_only)
+        EQR_CHECK(o->count() == 0, UsageError, o->get_name(), " goes with --task maze");
+    run_build(*args);
+  });
 
   CLI::App* bench = app.get_subcommand("bench");
   auto largs = std::make_shared<LoaderBenchArgs>();

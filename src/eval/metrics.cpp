@@ -64,6 +64,10 @@ void MetricsAccumulator::add(const infer::PuzzleResult& puzzle) {
           p.cell_sum += *score.cell;
           ++p.cell_count;
         }
+        if (score.valid) {
+          p.valid_sum += *score.valid;
+          ++p.valid_count;
+        }
       }
       for (int64_t i = 0; i < rb; ++i) {
         const int64_t steps = puzzle.trajectories[static_cast<size_t>(i)].at_depth[d].steps;
@@ -105,6 +109,7 @@ std::vector<MetricsRow> MetricsAccumulator::rows(const std::string& scheduler, i
         row.n_puzzles = puzzles_;
         row.exact_accuracy = puzzles_ ? p.exact_sum / static_cast<double>(puzzles_) : 0.0;
         if (p.cell_count > 0) row.cell_accuracy = p.cell_sum / static_cast<double>(p.cell_count);
+        if (p.valid_count > 0) row.valid_accuracy = p.valid_sum / static_cast<double>(p.valid_count);
         row.steps_mean = steps_mean;
         row.steps_p50 = histogram_percentile(cell.steps_histogram, 50.0);
         row.steps_p99 = histogram_percentile(cell.steps_histogram, 99.0);

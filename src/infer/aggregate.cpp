@@ -99,25 +99,40 @@ std::vector<AggregateScore> aggregate(const std::vector<Outcome>& outcomes, cons
   EQR_CHECK(!outcomes.empty(), RuntimeError, "aggregate: no trajectories; expected R >= 1");
   const int64_t r = static_cast<int64_t>(outcomes.size());
   std::vector<AggregateScore> out;
-  const auto pick = [&](const std::string& name, int64_t i) {
-    const Outcome& o = outcomes[static_cast<size_t>(i)];
-    out.push_back({name, o.exact ? 1.0 : 0.0, o.cell_accuracy});
-  };
-
-  int64_t correct = 0;
-  double cell = 0.0;
-  for (const auto& o : outcomes) {
-    correct += o.exact ? 1 : 0;
-    cell += o.cell_accuracy;
-  }
-  out.push_back({"mean", static_cast<double>(correct) / r, cell / r});
-
   std::vector<Prediction> preds;
   preds.reserve(outcomes.size());
   for (const auto& o : outcomes) {
     EQR_CHECK(o.prediction != nullptr, RuntimeError, "aggregate: outcome without a prediction");
     preds.push_back(*o.prediction);
   }
+  // The verifier's verdict per trajectory, asked once each and only where an aggregator needs it.
+  std::vector<int8_t> verdict(outcomes.size(), -1);
+  const auto valid = [&](int64_t i) {
+    int8_t& v = verdict[static_cast<size_t>(i)];
+    if (v < 0) v = options.verifier(puzzle, preds[static_cast<size_t>(i)]) ? 1 : 0;
+    return v == 1;
+  };
+  const auto valid_share = [&](const std::vector<int64_t>& chosen) -> std::optional<double> {
+    if (!options.verifier) return std::nullopt;
+    double n = 0.0;
+    for (int64_t i : chosen) n += valid(i) ? 1.0 : 0.0;
+    return n / static_cast<double>(chosen.size());
+  };
+  const auto pick = [&](const std::string& name, int64_t i) {
+    const Outcome& o = outcomes[static_cast<size_t>(i)];
+    out.push_back({name, o.exact ? 1.0 : 0.0, o.cell_accuracy, valid_share({i})});
+  };
+
+  int64_t correct = 0;
+  double cell = 0.0;
+  std::vector<int64_t> all(outcomes.size());
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    correct += outcomes[i].exact ? 1 : 0;
+    cell += outcomes[i].cell_accuracy;
+    all[i] = static_cast<int64_t>(i);
+  }
+  out.push_back({"mean", static_cast<double>(correct) / r, cell / r, valid_share(all)});
+
   const int64_t vote = majority_vote(preds);
   pick("majority_vote", vote);
 
@@ -132,20 +147,22 @@ std::vector<AggregateScore> aggregate(const std::vector<Outcome>& outcomes, cons
       c += outcomes[static_cast<size_t>(i)].cell_accuracy;
     }
     const double k = static_cast<double>(chosen.size());
-    out.push_back({"convergence_top" + std::to_string(*options.convergence_top_k), e / k, c / k});
+    out.push_back({"convergence_top" + std::to_string(*options.convergence_top_k), e / k, c / k, valid_share(chosen)});
   }
 
   std::vector<double> q;
   for (const auto& o : outcomes) q.push_back(o.q_halt);
   pick("q_confidence", q_confidence(q));
 
-  for (int64_t k : pass_at_k_values(r)) out.push_back({"pass@" + std::to_string(k), pass_at_k(r, correct, k), {}});
-  out.push_back({"any_correct", correct > 0 ? 1.0 : 0.0, {}});
+  for (int64_t k : pass_at_k_values(r)) {
+    out.push_back({"pass@" + std::to_string(k), pass_at_k(r, correct, k), {}, {}});
+  }
+  out.push_back({"any_correct", correct > 0 ? 1.0 : 0.0, {}, {}});
 
   if (options.verifier) {
     int64_t chosen = vote;
     for (int64_t i = 0; i < r; ++i) {
-      if (options.verifier(puzzle, preds[static_cast<size_t>(i)])) {
+      if (valid(i)) {
         chosen = i;
         break;
       }

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <queue>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "eqr/core/error.h"
@@ -124,6 +126,23 @@ data::SplitData maze_split(const std::string& name, const std::vector<Maze>& maz
   return d;
 }
 
+namespace {
+
+/// What a maze build was asked for (the manifest without "complete"): a cached build is reused only when this
+/// matches exactly. `all` is resolved (path lengths filled in) and counts train + test.
+nlohmann::ordered_json maze_build_request(const MazeGeneratorOptions& all, int64_t train_count, int64_t test_count) {
+  return {{"task", "maze"},
+          {"size", all.size},
+          {"train", train_count},
+          {"test", test_count},
+          {"seed", all.seed},
+          {"min_path_length", all.min_path_length},
+          {"max_path_length", all.max_path_length},
+          {"dedupe", all.dedupe}};
+}
+
+}  // namespace
+
 data::BuiltDataset build_maze_dataset(const MazeGeneratorOptions& opts, int64_t test_count) {
   EQR_CHECK(opts.count >= 1 && test_count >= 1, UsageError, "maze dataset: ", opts.count, " train and ", test_count,
             " test mazes; expected at least one of each");
@@ -134,15 +153,8 @@ data::BuiltDataset build_maze_dataset(const MazeGeneratorOptions& opts, int64_t 
   data::BuiltDataset out;
   out.train = maze_split("train", std::vector<Maze>(mazes.begin(), cut));
   out.test = maze_split("test", std::vector<Maze>(cut, mazes.end()));
-  out.manifest = {{"task", "maze"},
-                  {"size", all.size},
-                  {"train", opts.count},
-                  {"test", test_count},
-                  {"seed", all.seed},
-                  {"min_path_length", all.min_path_length},
-                  {"max_path_length", all.max_path_length},
-                  {"dedupe", all.dedupe},
-                  {"complete", true}};
+  out.manifest = maze_build_request(all, opts.count, test_count);
+  out.manifest["complete"] = true;
   return out;
 }
 
@@ -172,14 +184,41 @@ data::SplitData MazeTask::load_or_build(const std::string& split) const {
   // Train and test from one call (train first), so that the test mazes differ from every training maze.
   MazeGeneratorOptions g;
   g.size = size_;
-  g.count = data_.generate_train + data_.generate_test;
+  g.count = data_.generate_train;
   g.seed = static_cast<uint64_t>(data_.seed);
-  logger()->info("generating {} {}x{} mazes ({} train, {} test, seed {})", g.count, size_, size_,
-                 data_.generate_train, data_.generate_test, g.seed);
-  std::vector<Maze> mazes = generate_mazes(g);
-  const auto cut = mazes.begin() + data_.generate_train;
-  return split == "train" ? maze_split(split, std::vector<Maze>(mazes.begin(), cut))
-                          : maze_split(split, std::vector<Maze>(cut, mazes.end()));
+  const auto pick = [&split](data::BuiltDataset b) { return split == "train" ? std::move(b.train) : std::move(b.test); };
+  const auto build = [&] {
+    logger()->info("generating {} {}x{} mazes ({} train, {} test, seed {})", g.count + data_.generate_test, size_,
+                   size_, data_.generate_train, data_.generate_test, g.seed);
+    return build_maze_dataset(g, data_.generate_test);
+  };
+  if (data_.data_path.empty()) return pick(build());
+  // Cached at data.data_path like a generated Sudoku build: reused while its manifest matches the request.
+  const std::filesystem::path root(data_.data_path);
+  const auto manifest_path = root / "manifest.json";
+  const nlohmann::json request =
+      nlohmann::json::parse(maze_build_request(resolved(g), data_.generate_train, data_.generate_test).dump());
+  if (std::filesystem::exists(manifest_path)) {
+    std::ifstream f(manifest_path);
+    nlohmann::json m = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+    const bool complete = m.is_object() && m.value("complete", false);
+    if (complete) m.erase("complete");
+    if (complete && m == request) {
+      logger()->info("dataset {}: reusing the maze build (its manifest matches the config)", data_.data_path);
+      return load_split(data_.data_path, split);
+    }
+    logger()->warn("dataset {}: manifest does not match the config (or the build was interrupted); rebuilding",
+                   data_.data_path);
+  } else {
+    EQR_CHECK(!std::filesystem::exists(root / "train" / "dataset.json") &&
+                  !std::filesystem::exists(root / "test" / "dataset.json"),
+              ConfigError, "data.data_path = ", data_.data_path,
+              " holds a dataset that eqr did not build (no manifest.json); refusing to overwrite it. Use "
+              "data.source = built to train on it, or choose another data.data_path");
+  }
+  data::BuiltDataset b = build();
+  data::write_dataset(data_.data_path, b);
+  return pick(std::move(b));
 }
 
 data::SplitData MazeTask::load_split(const std::string& dir, const std::string& split) const {

@@ -106,7 +106,7 @@ TEST(EvalCli, FixedSweepWritesReportJsonAndCsv) {
   EXPECT_EQ(j["cost"]["trajectory_steps_if_each_point_ran_alone"], 5 * (1 + 3) * (1 + 2));
   const std::string csv = read_file(out / "report.csv");
   EXPECT_EQ(lines(csv), 1 + j["rows"].size());
-  EXPECT_EQ(csv.rfind("depth,breadth,aggregator,scheduler,exact_accuracy,cell_accuracy,n_puzzles", 0), 0u);
+  EXPECT_EQ(csv.rfind("depth,breadth,aggregator,scheduler,exact_accuracy,cell_accuracy,valid_accuracy,n_puzzles", 0), 0u);
   EXPECT_TRUE(fs::exists(out / "trace.csv"));
   EXPECT_TRUE(fs::exists(out / "config.yaml"));
 }

@@ -25,7 +25,16 @@ TEST(EvalMaze, TrainEvalAndSolveThroughTheTaskSeam) {
   EXPECT_EQ(j["meta"]["task"], "maze");
   EXPECT_EQ(j["meta"]["geometry"], "7x7");
   bool verified = false;
-  for (const auto& row : j["rows"]) verified = verified || row["aggregator"] == "verified_select";
+  for (const auto& row : j["rows"]) {
+    verified = verified || row["aggregator"] == "verified_select";
+    // The maze verifier scores every chosen path: valid_accuracy is a number in [0, 1], at least exact's
+    // share (an exact path is a valid one).
+    if (row["aggregator"] == "majority_vote") {
+      ASSERT_TRUE(row["valid_accuracy"].is_number()) << row.dump();
+      EXPECT_GE(row["valid_accuracy"].get<double>(), row["exact_accuracy"].get<double>());
+      EXPECT_LE(row["valid_accuracy"].get<double>(), 1.0);
+    }
+  }
   EXPECT_TRUE(verified);
   // A 7x7 maze as one line ('.' = open): S at row 2 column 2, G at row 2 column 6.
   const std::string maze = "#######"

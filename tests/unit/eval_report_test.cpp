@@ -89,7 +89,7 @@ TEST(EvalReport, SweepRowsTraceCostAndFiles) {
   EXPECT_TRUE(j["diagnostics"].contains("landscape"));
   const std::string csv = test::read_file(dir / "report.csv");
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
-            "depth,breadth,aggregator,scheduler,exact_accuracy,cell_accuracy,n_puzzles,steps_mean,steps_p50,steps_p99,"
+            "depth,breadth,aggregator,scheduler,exact_accuracy,cell_accuracy,valid_accuracy,n_puzzles,steps_mean,steps_p50,steps_p99,"
             "nfe_per_puzzle,block_applications_per_puzzle,wall_time_s,point_time_s,puzzles_per_s,seed");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), static_cast<long>(rep.rows.size() + 1));
   EXPECT_NE(test::read_file(dir / "trace.csv").find("step,rows,residual_mean"), std::string::npos);

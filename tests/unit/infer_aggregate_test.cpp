@@ -117,6 +117,35 @@ TEST(InferAggregate, AggregateAllHandValues) {
   EXPECT_FALSE(get("pass@2").cell.has_value());
   EXPECT_DOUBLE_EQ(get("any_correct").exact, 1.0);
   EXPECT_DOUBLE_EQ(get("verified_select").exact, 1.0);
+  // valid: the verifier accepts A only, so valid follows exact here; none where no grid is chosen.
+  EXPECT_DOUBLE_EQ(*get("mean").valid, 0.5);
+  EXPECT_DOUBLE_EQ(*get("majority_vote").valid, 1.0);
+  EXPECT_DOUBLE_EQ(*get("most_converged").valid, 0.0);
+  EXPECT_NEAR(*get("convergence_top3").valid, 1.0 / 3.0, 1e-12);
+  EXPECT_DOUBLE_EQ(*get("q_confidence").valid, 0.0);
+  EXPECT_FALSE(get("pass@2").valid.has_value());
+  EXPECT_FALSE(get("any_correct").valid.has_value());
+  EXPECT_DOUBLE_EQ(*get("verified_select").valid, 1.0);
+}
+
+TEST(InferAggregate, ValidCountsAcceptedGridsThatAreNotTheLabel) {
+  // Two valid solutions (A is the label, B another valid grid): exact and valid part ways; the verifier is
+  // asked once per trajectory however many aggregators need its verdict. Without a verifier: no valid.
+  const std::vector<Outcome> o = {{&B, false, 0.5, 1.0, 0.1}, {&A, true, 1.0, 0.0, 0.2}, {&B, false, 0.5, 0.0, 0.3}};
+  int calls = 0;
+  AggregateOptions opts;
+  opts.verifier = [&calls](int64_t, const Prediction&) {
+    ++calls;
+    return true;
+  };
+  for (const auto& s : aggregate(o, opts)) {
+    if (s.name.rfind("pass@", 0) == 0 || s.name == "any_correct") continue;
+    ASSERT_TRUE(s.valid.has_value()) << s.name;
+    EXPECT_DOUBLE_EQ(*s.valid, 1.0) << s.name;
+    if (s.name == "majority_vote") EXPECT_DOUBLE_EQ(s.exact, 0.0);
+  }
+  EXPECT_EQ(calls, 3);
+  for (const auto& s : aggregate(o, {})) EXPECT_FALSE(s.valid.has_value()) << s.name;
 }
 
 TEST(InferAggregate, BreadthOneCollapses) {

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include <torch/torch.h>
 
@@ -22,6 +25,7 @@ config::RunConfig maze_config(int side) {
   c.data.task = "maze";
   c.data.generate_train = 12;
   c.data.generate_test = 5;
+  c.data.data_path = "";  // in memory unless a test sets a cache directory
   c.arch.seq_len = static_cast<int64_t>(side) * side;
   c.arch.vocab_size = kMazeVocabSize;
   return c;
@@ -64,6 +68,29 @@ TEST(MazeTaskSeam, GeneratedSplitsAreValidAndDisjoint) {
   const PuzzleSet ps = puzzles_from_split(test, t);
   EXPECT_EQ(ps.size(), 5);
   EXPECT_EQ(ps.task->name(), "maze");
+}
+
+TEST(MazeTaskSeam, GeneratedMazesAreCachedAtDataPathWhileTheManifestMatches) {
+  const auto dir = test::temp_dir("maze-cache") / "d";
+  auto c = maze_config(11);
+  c.data.data_path = dir.string();
+  const data::SplitData first = make_task(c)->load_or_build("test");
+  ASSERT_TRUE(std::filesystem::exists(dir / "manifest.json"));
+  ASSERT_TRUE(std::filesystem::exists(dir / "train" / "all__inputs.npy"));
+  // Reused: a mark in the cached test split survives the next call (nothing was regenerated).
+  const auto inputs = dir / "test" / "all__inputs.npy";
+  const auto stamp = std::filesystem::last_write_time(inputs);
+  const data::SplitData again = make_task(c)->load_or_build("test");
+  EXPECT_EQ(std::filesystem::last_write_time(inputs), stamp);
+  EXPECT_EQ(again.inputs, first.inputs);
+  // Another seed does not match the manifest: rebuilt, other mazes.
+  c.data.seed = 7;
+  const data::SplitData other = make_task(c)->load_or_build("test");
+  EXPECT_NE(other.inputs, first.inputs);
+  EXPECT_EQ(nlohmann::json::parse(test::read_file(dir / "manifest.json"))["seed"], 7);
+  // A directory that holds somebody else's dataset (no manifest) is never overwritten.
+  std::filesystem::remove(dir / "manifest.json");
+  EXPECT_THROW(make_task(c)->load_or_build("train"), ConfigError);
 }
 
 TEST(MazeTaskSeam, ReferenceFixtureReadsThroughLoadSplit) {

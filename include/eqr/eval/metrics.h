@@ -4,6 +4,9 @@
 //
 //   exact_accuracy   share of puzzles whose chosen grid is entirely right (every labelled cell)
 //   cell_accuracy    share of labelled cells right in the chosen grid (none for pass@k / any_correct)
+//   valid_accuracy   share of puzzles whose chosen grid the task's verifier accepts (a valid solution of the
+//                    puzzle, equal to the label or not: Sudoku, a complete grid keeping the givens; Maze, a
+//                    simple S-G path through open cells); none without a verifier and for pass@k / any_correct
 //   steps            supervision steps per trajectory at the point (fixed: = d; adaptive: min(stop, d)),
 //                    over the first R' trajectories of every puzzle: mean, p50, p99
 //   nfe_per_puzzle   supervision steps per puzzle = mean steps x R' (network forward passes, one per step
@@ -31,6 +34,7 @@ struct MetricsRow {
   std::string scheduler;
   double exact_accuracy = 0.0;
   std::optional<double> cell_accuracy;
+  std::optional<double> valid_accuracy;
   int64_t n_puzzles = 0;
   double steps_mean = 0.0;
   double steps_p50 = 0.0;
@@ -69,6 +73,8 @@ class MetricsAccumulator {
     double exact_sum = 0.0;
     double cell_sum = 0.0;
     int64_t cell_count = 0;
+    double valid_sum = 0.0;
+    int64_t valid_count = 0;
   };
   struct Cell {  // one (depth, breadth)
     std::map<std::string, Point> points;

@@ -70,6 +70,9 @@ struct AggregateScore {
   std::string name;            ///< e.g. "majority_vote", "pass@4"
   double exact = 0.0;          ///< exact-accuracy contribution of this puzzle (0..1)
   std::optional<double> cell;  ///< cell-accuracy contribution (none for pass@k / any_correct)
+  /// Share of the chosen grid(s) the verifier accepts (0..1; none without a verifier, and for pass@k /
+  /// any_correct, which choose no grid).
+  std::optional<double> valid;
 };
 
 struct AggregateOptions {
