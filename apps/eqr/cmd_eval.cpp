@@ -28,7 +28,7 @@ struct EvalArgs {
   std::string csv;
   std::string depth, breadth, scheduler;
   double tol = 0.0;  // the numeric flags count only when given (see `given`)
-  int64_t patience = 0, convergence_top_k = 0, convergence_window = 0, seed = 0, batch_size = 0;
+  int64_t patience = 0, answer_patience = 0, convergence_top_k = 0, convergence_window = 0, seed = 0, batch_size = 0;
   std::map<std::string, CLI::Option*> given;
   bool has(const std::string& flag) const { return given.at(flag)->count() > 0; }
   bool halt_on_q = false;
@@ -66,6 +66,7 @@ void run_eval(const EvalArgs& a) {
   if (!a.scheduler.empty()) overrides.push_back("eval.scheduler=" + a.scheduler);
   if (a.has("--tol")) overrides.push_back("eval.tol=" + exact_number(a.tol));
   if (a.has("--patience")) overrides.push_back("eval.patience=" + std::to_string(a.patience));
+  if (a.has("--answer-patience")) overrides.push_back("eval.answer_patience=" + std::to_string(a.answer_patience));
   if (a.halt_on_q) overrides.push_back("eval.halt_on_q=true");
   if (a.has("--convergence-top-k")) {
     overrides.push_back("eval.convergence_top_k=" + std::to_string(a.convergence_top_k));
@@ -134,6 +135,8 @@ void register_eval(CLI::App& app) {
   auto& g = args->given;
   g["--tol"] = cmd->add_option("--tol", args->tol, "Adaptive: residual threshold (absolute)");
   g["--patience"] = cmd->add_option("--patience", args->patience, "Adaptive: steps under tol before a row stops");
+  g["--answer-patience"] = cmd->add_option("--answer-patience", args->answer_patience,
+                                           "Adaptive: steps with an unchanged decoded answer before a row stops (0 = off)");
   cmd->add_flag("--halt-on-q", args->halt_on_q, "Adaptive: also stop a row when q_halt > 0");
   g["--convergence-top-k"] =
       cmd->add_option("--convergence-top-k", args->convergence_top_k, "Report convergence_top{k} (k > 1)");

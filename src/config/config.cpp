@@ -149,6 +149,7 @@ void fields(V& v, EvalConfig& c) {
   v("tol", c.tol, at_least(0));
   v("patience", c.patience, at_least(1));
   v("halt_on_q", c.halt_on_q, any());
+  v("answer_patience", c.answer_patience, at_least(0));
   v("convergence_top_k", c.convergence_top_k, at_least(1));
   v("convergence_window", c.convergence_window, at_least(1));
   v("different_init_reset_std", c.different_init_reset_std, at_least(0));

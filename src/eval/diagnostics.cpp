@@ -94,9 +94,21 @@ void DiagnosticsAccumulator::add(const infer::PuzzleResult& puzzle) {
     const auto& winner = finals[static_cast<size_t>(infer::majority_vote(finals))];
     const auto in_basin = std::count(finals.begin(), finals.end(), winner);
     majority_share_sum_ += static_cast<double>(in_basin) / static_cast<double>(finals.size());
-    majority_correct_ += puzzle.trajectories[static_cast<size_t>(infer::majority_vote(finals))].at_depth.back().exact;
+    const bool vote_right = puzzle.trajectories[static_cast<size_t>(infer::majority_vote(finals))].at_depth.back().exact;
+    majority_correct_ += vote_right;
+    distinct_majority_correct_[static_cast<int64_t>(distinct.size())] += vote_right;
   }
   ++puzzles_;
+}
+
+std::pair<double, double> auroc_ci95(double a, int64_t n_pos, int64_t n_neg) {
+  EQR_CHECK(n_pos >= 1 && n_neg >= 1 && a >= 0.0 && a <= 1.0, RuntimeError, "auroc_ci95: AUROC ", a, " from ", n_pos,
+            " positives and ", n_neg, " negatives; expected 0 <= AUROC <= 1 and both classes present");
+  const double q1 = a / (2.0 - a), q2 = 2.0 * a * a / (1.0 + a);
+  const double np = static_cast<double>(n_pos), nn = static_cast<double>(n_neg);
+  const double var = (a * (1.0 - a) + (np - 1.0) * (q1 - a * a) + (nn - 1.0) * (q2 - a * a)) / (np * nn);
+  const double half = 1.96 * std::sqrt(std::max(0.0, var));
+  return {std::max(0.0, a - half), std::min(1.0, a + half)};
 }
 
 namespace {
@@ -142,8 +154,16 @@ nlohmann::ordered_json DiagnosticsAccumulator::to_json() const {
   for (size_t d = 0; d < depths_.size(); ++d) {
     int64_t pos = 0;
     for (bool c : correct_[d]) pos += c ? 1 : 0;
+    const auto residual_auroc = auroc(negated(final_residual_[d]), correct_[d]);
+    const int64_t neg = static_cast<int64_t>(correct_[d].size()) - pos;
+    nlohmann::ordered_json ci = nullptr;
+    if (residual_auroc) {
+      const auto [lo, hi] = auroc_ci95(*residual_auroc, pos, neg);
+      ci = {lo, hi};
+    }
     au.push_back({{"depth", depths_[d]},
-                  {"residual", opt(auroc(negated(final_residual_[d]), correct_[d]))},
+                  {"residual", opt(residual_auroc)},
+                  {"residual_ci95", ci},
                   {"convergence_score", opt(auroc(negated(conv_score_[d]), correct_[d]))},
                   {"q_halt", opt(auroc(q_halt_[d], correct_[d]))},
                   {"n_correct", pos},
@@ -152,7 +172,8 @@ nlohmann::ordered_json DiagnosticsAccumulator::to_json() const {
   j["auroc"] = au;
   j["auroc_note"] =
       "P(score of a correct trajectory > score of a wrong one), ties half; scores: -final residual, "
-      "-convergence score, q_halt logit; null when all trajectories are right or all wrong";
+      "-convergence score, q_halt logit; null when all trajectories are right or all wrong; residual_ci95: "
+      "Hanley-McNeil 95% interval";
   double mean_distinct = 0.0;
   int64_t single_basin = 0;
   for (const auto& [k, c] : distinct_histogram_) {
@@ -161,6 +182,13 @@ nlohmann::ordered_json DiagnosticsAccumulator::to_json() const {
   }
   auto dh = nlohmann::ordered_json::object();
   for (const auto& [k, c] : distinct_histogram_) dh[std::to_string(k)] = c;
+  // Per number k of distinct final grids: how many puzzles, and the share whose majority vote is right.
+  auto by_k = nlohmann::ordered_json::object();
+  for (const auto& [k, c] : distinct_histogram_) {
+    const auto it = distinct_majority_correct_.find(k);
+    const int64_t right = it == distinct_majority_correct_.end() ? 0 : it->second;
+    by_k[std::to_string(k)] = {{"puzzles", c}, {"majority_correct", static_cast<double>(right) / static_cast<double>(c)}};
+  }
   auto sh = nlohmann::ordered_json::object();
   for (const auto& [k, c] : steps_histogram_) sh[std::to_string(k)] = c;
   const double p = puzzles_ ? static_cast<double>(puzzles_) : 1.0;
@@ -170,7 +198,8 @@ nlohmann::ordered_json DiagnosticsAccumulator::to_json() const {
                     {"share_single_basin", static_cast<double>(single_basin) / p},
                     {"mean_majority_basin_share", majority_share_sum_ / p},
                     {"majority_basin_correct", static_cast<double>(majority_correct_) / p},
-                    {"distinct_final_grids_histogram", dh}};
+                    {"distinct_final_grids_histogram", dh},
+                    {"majority_correct_by_distinct_final_grids", by_k}};
   j["steps_histogram"] = sh;
   return j;
 }

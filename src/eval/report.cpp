@@ -92,11 +92,13 @@ EvalReport evaluate(model::EqrModel& model, const infer::PuzzleSet& puzzles, Eva
             "eval.convergence_top_k: got ", *spec.convergence_top_k, ", expected >= 1 or null");
 
   const auto& arch = model->arch();
+  // Only worth a warning when the residual rule is the only stop rule (answer_patience 0, no q halting).
   if (spec.runner.depth.kind == infer::SchedulerKind::kAdaptive && arch.noise_scale > 0 &&
+      spec.runner.depth.answer_patience == 0 && !spec.runner.depth.halt_on_q &&
       spec.runner.depth.tol < infer::noise_floor(arch)) {
     logger()->warn("adaptive scheduler: tol {} is below the residual floor of the path noise (~{:.3g} = "
-                   "noise_scale * sqrt(2*S*D)); the residual rule will rarely fire. Raise --tol, or set "
-                   "arch.noise_scale=0",
+                   "noise_scale * sqrt(2*S*D)); the residual rule will rarely fire. Raise --tol, set "
+                   "arch.noise_scale=0, or stop on the answer (--answer-patience K)",
                    spec.runner.depth.tol, infer::noise_floor(arch));
   }
 
@@ -182,6 +184,7 @@ nlohmann::ordered_json row_json(const MetricsRow& r) {
           {"scheduler", r.scheduler},
           {"exact_accuracy", r.exact_accuracy},
           {"cell_accuracy", r.cell_accuracy ? nlohmann::ordered_json(*r.cell_accuracy) : nlohmann::ordered_json()},
+          {"valid_accuracy", r.valid_accuracy ? nlohmann::ordered_json(*r.valid_accuracy) : nlohmann::ordered_json()},
           {"n_puzzles", r.n_puzzles},
           {"steps_mean", r.steps_mean},
           {"steps_p50", r.steps_p50},
@@ -248,11 +251,12 @@ nlohmann::ordered_json report_json(const EvalReport& report) {
 
 std::string report_csv(const EvalReport& report) {
   std::ostringstream os;
-  os << "depth,breadth,aggregator,scheduler,exact_accuracy,cell_accuracy,n_puzzles,steps_mean,steps_p50,steps_p99,"
+  os << "depth,breadth,aggregator,scheduler,exact_accuracy,cell_accuracy,valid_accuracy,n_puzzles,steps_mean,steps_p50,steps_p99,"
         "nfe_per_puzzle,block_applications_per_puzzle,wall_time_s,point_time_s,puzzles_per_s,seed\n";
   for (const auto& r : report.rows) {
     os << r.depth << ',' << r.breadth << ',' << r.aggregator << ',' << r.scheduler << ',' << num(r.exact_accuracy)
-       << ',' << (r.cell_accuracy ? num(*r.cell_accuracy) : "") << ',' << r.n_puzzles << ',' << num(r.steps_mean)
+       << ',' << (r.cell_accuracy ? num(*r.cell_accuracy) : "") << ','
+       << (r.valid_accuracy ? num(*r.valid_accuracy) : "") << ',' << r.n_puzzles << ',' << num(r.steps_mean)
        << ',' << num(r.steps_p50) << ',' << num(r.steps_p99) << ',' << num(r.nfe_per_puzzle) << ','
        << num(r.block_applications_per_puzzle) << ',' << num(r.wall_time_s) << ',' << num(r.point_time_s) << ','
        << num(r.puzzles_per_s) << ',' << r.seed << '\n';
@@ -272,12 +276,14 @@ std::string headline_line(const EvalReport& report) {
 std::string summary_table(const EvalReport& report) {
   std::ostringstream os;
   os << std::left << std::setw(7) << "depth" << std::setw(8) << "breadth" << std::setw(18) << "aggregator"
-     << std::right << std::setw(8) << "exact" << std::setw(8) << "cell" << std::setw(10) << "steps" << std::setw(12)
+     << std::right << std::setw(8) << "exact" << std::setw(8) << "cell" << std::setw(8) << "valid" << std::setw(10)
+     << "steps" << std::setw(12)
      << "NFE/puzzle" << std::setw(11) << "puzzles/s" << '\n';
   for (const auto& r : report.rows) {
     os << std::left << std::setw(7) << r.depth << std::setw(8) << r.breadth << std::setw(18) << r.aggregator
        << std::right << std::fixed << std::setprecision(4) << std::setw(8) << r.exact_accuracy << std::setw(8)
-       << (r.cell_accuracy ? fixed4(*r.cell_accuracy) : std::string("-")) << std::setprecision(1)
+       << (r.cell_accuracy ? fixed4(*r.cell_accuracy) : std::string("-")) << std::setw(8)
+       << (r.valid_accuracy ? fixed4(*r.valid_accuracy) : std::string("-")) << std::setprecision(1)
        << std::setw(10) << r.steps_mean << std::setw(12) << r.nfe_per_puzzle << std::setw(11) << r.puzzles_per_s
        << '\n';
   }

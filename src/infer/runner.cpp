@@ -137,7 +137,7 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
   at::Tensor prev_logits = torch::zeros({rows, arch.seq_len, arch.vocab_size},
                                         torch::TensorOptions().dtype(torch::kFloat).device(device));
   at::Tensor ring = torch::zeros({rows, w}, torch::TensorOptions().dtype(torch::kFloat).device(device));
-  at::Tensor below = torch::zeros({rows}, long_opts);
+  StopCounters counters{torch::zeros({rows}, long_opts), torch::zeros({rows}, long_opts)};
   // Fixed scheduler: every row of a batch starts together and stops at max_depth, so the host knows the
   // step count t of all rows and which steps need a read (a requested depth, or the stop). Per-step values
   // for the trace and keep_residuals stay on the device until the stop: hist (3, B, T) float64 holds each
@@ -191,7 +191,8 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
     put(carry.data.labels, all_labels.index_select(0, pidx));
     put(carry.steps, torch::zeros({n}, carry.steps.options()));
     put(ring, torch::zeros({n, w}, ring.options()));
-    put(below, torch::zeros({n}, below.options()));
+    put(counters.below, torch::zeros({n}, long_opts));
+    put(counters.stable, torch::zeros({n}, long_opts));
   };
   {
     std::vector<int64_t> all(static_cast<size_t>(rows));
@@ -223,6 +224,9 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
     ring.scatter_(1, ((steps - 2).clamp_min(0) % w).unsqueeze(1), dn.unsqueeze(1));
     const at::Tensor n_deltas = (steps - 1).clamp(0, w).to(torch::kFloat);
     const at::Tensor score = ring.sum(1) / n_deltas;  // 0/0 = NaN after one step
+    // The decoded answer is unchanged since the previous step (never at a row's first step).
+    at::Tensor unchanged;
+    if (!fixed && options.depth.answer_patience > 0) unchanged = (preds == prev_logits.argmax(-1)).all(1) & (steps >= 2);
     prev_logits = logits;
 
     const at::Tensor q = out.q_halt_logits.to(torch::kFloat);
@@ -278,7 +282,7 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
     } else {
       // Adaptive: the stop decision is needed on the host after every step (one copy per step, plus one
       // for the predictions of the rows read).
-      const at::Tensor stop = should_stop(options.depth, steps, out.residual, q, below);
+      const at::Tensor stop = should_stop(options.depth, steps, out.residual, q, unchanged, counters);
       const at::Tensor host = to_host(torch::stack({steps.to(torch::kDouble), out.residual.to(torch::kDouble),
                                                     exact.to(torch::kDouble), cell, stop.to(torch::kDouble),
                                                     q.to(torch::kDouble), score.to(torch::kDouble)}));
@@ -382,7 +386,8 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
       if (carry.data.puzzle_identifiers.defined()) carry.data.puzzle_identifiers = take(carry.data.puzzle_identifiers);
       prev_logits = take(prev_logits);
       ring = take(ring);
-      below = take(below);
+      counters.below = take(counters.below);
+      counters.stable = take(counters.stable);
     }
   }
   EQR_CHECK(pending.empty(), RuntimeError, "eval runner: ", pending.size(), " puzzles unfinished at the end");

@@ -34,6 +34,18 @@ TEST(EvalDiagnostics, AurocNanRanksLowestAndOneClassIsUndefined) {
   EXPECT_THROW(auroc({1.0}, {true, false}), Error);
 }
 
+TEST(EvalDiagnostics, AurocIntervalIsHanleyMcNeil) {
+  // A = 0.8 from 50 + 50: q1 = 0.8/1.2, q2 = 1.28/1.8, SE^2 = (0.16 + 49 (q1 - 0.64) + 49 (q2 - 0.64)) / 2500.
+  const auto [lo, hi] = auroc_ci95(0.8, 50, 50);
+  EXPECT_NEAR(lo, 0.712775717957797, 1e-12);
+  EXPECT_NEAR(hi, 0.887224282042203, 1e-12);
+  // Perfect separation has no spread in this approximation; narrower with more samples; clipped to [0, 1].
+  EXPECT_EQ(auroc_ci95(1.0, 5, 5), std::make_pair(1.0, 1.0));
+  EXPECT_LT(auroc_ci95(0.8, 500, 500).second - auroc_ci95(0.8, 500, 500).first, hi - lo);
+  EXPECT_GE(auroc_ci95(0.05, 2, 2).first, 0.0);
+  EXPECT_THROW(auroc_ci95(0.5, 0, 3), Error);
+}
+
 infer::TrajectoryResult traj(int64_t init, infer::Prediction pred, bool exact, std::vector<float> residuals) {
   infer::TrajectoryResult t;
   t.init = init;
@@ -68,6 +80,10 @@ TEST(EvalDiagnostics, LandscapeResidualsAndRates) {
   EXPECT_DOUBLE_EQ(land["share_single_basin"].get<double>(), 0.5);
   EXPECT_NEAR(land["mean_majority_basin_share"].get<double>(), (2.0 / 3.0 + 1.0) / 2.0, 1e-12);
   EXPECT_DOUBLE_EQ(land["majority_basin_correct"].get<double>(), 0.5);
+  // Puzzle 0 has two distinct grids and a right vote; puzzle 1 one grid and a wrong vote.
+  EXPECT_EQ(land["majority_correct_by_distinct_final_grids"]["2"]["puzzles"].get<int64_t>(), 1);
+  EXPECT_DOUBLE_EQ(land["majority_correct_by_distinct_final_grids"]["2"]["majority_correct"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(land["majority_correct_by_distinct_final_grids"]["1"]["majority_correct"].get<double>(), 0.0);
   // Residual by step, correct trajectories: (4+8)/2, (2+4)/2, (1+1)/2; wrong: (4+2*3)/4, ...
   EXPECT_DOUBLE_EQ(j["residual_by_step"]["correct"][0].get<double>(), 6.0);
   EXPECT_DOUBLE_EQ(j["residual_by_step"]["correct"][2].get<double>(), 1.0);
@@ -79,6 +95,7 @@ TEST(EvalDiagnostics, LandscapeResidualsAndRates) {
   EXPECT_DOUBLE_EQ(j["auroc"][0]["residual"].get<double>(), 1.0);
   EXPECT_DOUBLE_EQ(j["auroc"][0]["q_halt"].get<double>(), 1.0);
   EXPECT_EQ(j["auroc"][0]["n_correct"].get<int64_t>(), 2);
+  EXPECT_EQ(j["auroc"][0]["residual_ci95"].dump(), "[1.0,1.0]");
   EXPECT_EQ(j["steps_histogram"]["3"].get<int64_t>(), 6);
 }
 

@@ -337,6 +337,55 @@ TEST(InferRunner, AdaptiveStopsRowsEarlyAndCapsDepths) {
   EXPECT_EQ(s.trajectory_steps, ps.size() * 2 * 3);
 }
 
+TEST(InferRunner, AnswerPatienceStopsOnceTheDecodedAnswerStaysTheSame) {
+  // Noise off, so a trajectory's steps do not depend on its batch. Expected stop with answer_patience k: the
+  // first step t > k whose answer equals those of the k steps before it, read off a fixed run that records
+  // every step; else the cap. A small damping lambda moves the state a little per step, so answers settle.
+  auto arch = tiny_arch(0.0);
+  arch.lambda = 0.1;
+  torch::manual_seed(3);
+  model::EqrModel m{model::EqrModelOptions(arch)};
+  const PuzzleSet ps = tiny_puzzles();
+  constexpr int64_t cap = 12;
+  std::vector<int64_t> every;
+  for (int64_t t = 1; t <= cap; ++t) every.push_back(t);
+  const auto f = run_all(m, ps, opts(every, 2, 3));
+  for (int64_t k : {1, 2}) {
+    auto o = opts({cap}, 2, 3);
+    o.depth.kind = SchedulerKind::kAdaptive;
+    o.depth.tol = 0.0;
+    o.depth.answer_patience = k;
+    const auto a = run_all(m, ps, o);
+    int early = 0;
+    for (size_t p = 0; p < f.size(); ++p) {
+      for (size_t i = 0; i < 2; ++i) {
+        const auto& snaps = f[p].trajectories[i].at_depth;
+        int64_t expected = cap;
+        for (int64_t t = k + 1; t <= cap && expected == cap; ++t) {
+          bool same = true;
+          for (int64_t back = 1; back <= k; ++back) {
+            same = same && snaps[static_cast<size_t>(t - 1)].prediction == snaps[static_cast<size_t>(t - 1 - back)].prediction;
+          }
+          if (same) expected = t;
+        }
+        const auto& tr = a[p].trajectories[i];
+        EXPECT_EQ(tr.steps, expected) << "k " << k << " puzzle " << p << " init " << i;
+        EXPECT_EQ(tr.at_depth[0].prediction, snaps[static_cast<size_t>(expected - 1)].prediction);
+        early += expected < cap;
+      }
+    }
+    EXPECT_GT(early, 0) << "k " << k;  // the rule fired somewhere
+  }
+  // answer_patience 0 turns the rule off: with tol 0 every row runs to the cap.
+  auto o = opts({cap}, 2, 3);
+  o.depth.kind = SchedulerKind::kAdaptive;
+  o.depth.tol = 0.0;
+  o.depth.answer_patience = 0;
+  for (const auto& pr : run_all(m, ps, o)) {
+    for (const auto& tr : pr.trajectories) EXPECT_EQ(tr.steps, cap);
+  }
+}
+
 TEST(InferRunner, CompactionGivesEachPuzzleTheResultOfRunningItAlone) {
   auto m = tiny_model(0.0, /*random_q=*/true);
   const PuzzleSet ps = tiny_puzzles();

@@ -199,6 +199,9 @@ struct EvalConfig {
   int64_t patience = 2;
   /// Adaptive: also stop a row when its q_halt logit is > 0.
   bool halt_on_q = false;
+  /// Adaptive: a row stops once its decoded answer (the argmax grid) stayed the same for this many
+  /// consecutive steps (0 = off). Needs no threshold, so it holds across models, sizes and noise levels.
+  int64_t answer_patience = 4;
   /// Convergence top-k aggregation: pick the k most converged trajectories (null = off).
   std::optional<int64_t> convergence_top_k = std::nullopt;
   /// Logit deltas averaged for the convergence score.

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +25,10 @@ namespace eqr::eval {
 /// over all (positive, negative) pairs, with tied scores counted by average ranks (Mann-Whitney U).
 /// NaN scores rank below every number. nullopt when either class is empty.
 std::optional<double> auroc(const std::vector<double>& scores, const std::vector<bool>& positive);
+
+/// 95% confidence interval of an AUROC `a` from n_pos positives and n_neg negatives: a +- 1.96 SE with the
+/// Hanley-McNeil (1982) standard error, clipped to [0, 1].
+std::pair<double, double> auroc_ci95(double a, int64_t n_pos, int64_t n_neg);
 
 class DiagnosticsAccumulator {
  public:
@@ -47,6 +52,7 @@ class DiagnosticsAccumulator {
   std::vector<std::vector<bool>> correct_;
   // landscape at the largest depth
   std::map<int64_t, int64_t> distinct_histogram_;
+  std::map<int64_t, int64_t> distinct_majority_correct_;  // per distinct count: puzzles whose vote is right
   double majority_share_sum_ = 0.0;
   int64_t puzzles_ = 0;
   int64_t majority_correct_ = 0;
