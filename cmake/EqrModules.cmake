@@ -14,7 +14,7 @@ function(eqr_setup_pch)
   add_library(eqr_pch OBJECT ${_stub})
   target_link_libraries(eqr_pch PUBLIC eqr_torch nlohmann_json::nlohmann_json spdlog::spdlog
                         ${EQR_YAML_TARGET} CLI11::CLI11 Threads::Threads)
-  target_compile_options(eqr_pch PRIVATE ${EQR_WARNING_FLAGS})
+  target_compile_options(eqr_pch PRIVATE ${EQR_WARNING_FLAGS} ${EQR_SANITIZE_COMPILE_FLAGS})
   target_precompile_headers(eqr_pch PRIVATE
     <torch/torch.h> <nlohmann/json.hpp> <spdlog/spdlog.h>
     <algorithm> <cstdint> <map> <memory> <optional> <string> <vector>)

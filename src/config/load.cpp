@@ -43,13 +43,24 @@ Tree plain_scalar(const std::string& s) {
   return s;
 }
 
+/// `s` unchanged when it is valid UTF-8 (what the json tree, and every message and file written from it,
+/// require); else a YAML error at `node`, which parse_yaml reports with the file, line and column.
+const std::string& utf8(const std::string& s, const YAML::Node& node) {
+  try {
+    (void)Tree(s).dump();
+  } catch (const nlohmann::json::type_error&) {
+    throw YAML::ParserException(node.Mark(), "text that is not valid UTF-8");
+  }
+  return s;
+}
+
 Tree yaml_to_tree(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined: return nullptr;
     case YAML::NodeType::Scalar:
       // Quoted scalars carry the non-specific tag "!" and stay strings.
-      return node.Tag() == "!" ? Tree(node.Scalar()) : plain_scalar(node.Scalar());
+      return node.Tag() == "!" ? Tree(utf8(node.Scalar(), node)) : plain_scalar(utf8(node.Scalar(), node));
     case YAML::NodeType::Sequence: {
       Tree arr = Tree::array();
       for (const auto& item : node) arr.push_back(yaml_to_tree(item));
@@ -57,7 +68,7 @@ Tree yaml_to_tree(const YAML::Node& node) {
     }
     case YAML::NodeType::Map: {
       Tree obj = Tree::object();
-      for (const auto& kv : node) obj[kv.first.as<std::string>()] = yaml_to_tree(kv.second);
+      for (const auto& kv : node) obj[utf8(kv.first.as<std::string>(), kv.first)] = yaml_to_tree(kv.second);
       return obj;
     }
   }

@@ -170,7 +170,8 @@ NpyHeader read_header(std::FILE* f, const std::string& path) {
   EQR_CHECK(hlen <= (uint64_t{1} << 24), DataError, path, ": .npy header length ", hlen, " is implausible");
   struct stat st {};  // nothing is allocated beyond what the file holds
   EQR_CHECK(::fstat(::fileno(f), &st) == 0 && hlen <= static_cast<uint64_t>(st.st_size), DataError, path,
-            ": .npy header length ", hlen, " is longer than the file (", static_cast<int64_t>(st.st_size), " bytes)");
+            ": truncated .npy header: its length is ", hlen, " bytes, longer than the whole file (",
+            static_cast<int64_t>(st.st_size), " bytes)");
   std::string header(static_cast<size_t>(hlen), '\0');
   const size_t hgot = std::fread(header.data(), 1, header.size(), f);
   EQR_CHECK(hgot == header.size(), DataError, path, ": truncated .npy header (", hgot, " of ", hlen, " bytes)");

@@ -835,13 +835,13 @@ class Machine {
         return;
       }
       // --- strings and bytes
-      case 'S': stack_.push_back(PickleValue::make_str(unquote(take_line()))); return;                   // STRING
-      case 'T': stack_.push_back(PickleValue::make_str(take_bytes(take_le<uint32_t>()))); return;        // BINSTRING
-      case 'U': stack_.push_back(PickleValue::make_str(take_bytes(static_cast<unsigned char>(*take(1))))); return;
-      case 'V': stack_.push_back(PickleValue::make_str(raw_unicode_escape(take_line()))); return;        // UNICODE
-      case 'X': stack_.push_back(PickleValue::make_str(take_bytes(take_le<uint32_t>()))); return;        // BINUNICODE
-      case 0x8c: stack_.push_back(PickleValue::make_str(take_bytes(static_cast<unsigned char>(*take(1))))); return;
-      case 0x8d: stack_.push_back(PickleValue::make_str(take_bytes(take_le<uint64_t>()))); return;       // BINUNICODE8
+      case 'S': stack_.push_back(PickleValue::make_str(latin1(unquote(take_line())))); return;                   // STRING
+      case 'T': stack_.push_back(PickleValue::make_str(latin1(take_bytes(take_le<uint32_t>())))); return;        // BINSTRING
+      case 'U': stack_.push_back(PickleValue::make_str(latin1(take_bytes(static_cast<unsigned char>(*take(1)))))); return;
+      case 'V': stack_.push_back(PickleValue::make_str(utf8(raw_unicode_escape(take_line())))); return;        // UNICODE
+      case 'X': stack_.push_back(PickleValue::make_str(utf8(take_bytes(take_le<uint32_t>())))); return;        // BINUNICODE
+      case 0x8c: stack_.push_back(PickleValue::make_str(utf8(take_bytes(static_cast<unsigned char>(*take(1)))))); return;
+      case 0x8d: stack_.push_back(PickleValue::make_str(utf8(take_bytes(take_le<uint64_t>())))); return;       // BINUNICODE8
       case 'B': stack_.push_back(PickleValue::make_bytes(take_bytes(take_le<uint32_t>()))); return;      // BINBYTES
       case 'C': stack_.push_back(PickleValue::make_bytes(take_bytes(static_cast<unsigned char>(*take(1))))); return;
       case 0x8e: stack_.push_back(PickleValue::make_bytes(take_bytes(take_le<uint64_t>()))); return;     // BINBYTES8
@@ -895,8 +895,8 @@ class Machine {
       case 0x91: note("sets read as lists"); stack_.push_back(PickleValue::make_list(pop_mark())); return;  // FROZENSET
       // --- objects
       case 'c': {  // GLOBAL "module\nname\n"
-        std::string module = py3_module(take_line());
-        std::string name = take_line();
+        std::string module = py3_module(utf8(take_line()));
+        std::string name = utf8(take_line());
         stack_.push_back(PickleValue::make_global(std::move(module), std::move(name)));
         return;
       }
@@ -928,8 +928,8 @@ class Machine {
         return;
       }
       case 'i': {  // INST "module\nname\n" with args above MARK
-        std::string module = py3_module(take_line());
-        std::string name = take_line();
+        std::string module = py3_module(utf8(take_line()));
+        std::string name = utf8(take_line());
         stack_.push_back(PickleValue::make_object(std::move(module), std::move(name), pop_mark()));
         return;
       }
@@ -968,6 +968,23 @@ class Machine {
                  " (not a pickle, or a corrupt one; expected protocol 0-5)");
       }
     }
+  }
+
+  /// `s` if it is valid UTF-8 (Python writes str as UTF-8; everything read becomes JSON text somewhere, which
+  /// must be UTF-8), else a CheckpointError.
+  std::string utf8(std::string s) const {
+    try {
+      (void)nlohmann::json(s).dump();
+    } catch (const nlohmann::json::type_error&) {
+      EQR_FAIL(CheckpointError, where(), "text that is not valid UTF-8 (not written by Python's pickle)");
+    }
+    return s;
+  }
+  /// Python 2 str (STRING, BINSTRING, SHORT_BINSTRING): bytes, read as latin-1 (every byte is a code point).
+  static std::string latin1(const std::string& s) {
+    std::string out;
+    for (unsigned char c : s) append_utf8(out, c);
+    return out;
   }
 
   /// Protocols 0-2 write Python 2 module names (pickle's fix_imports); map back the ones that matter.
@@ -1025,7 +1042,7 @@ class Machine {
 
  private:
   const std::string& data_;
-  const std::string& origin_;
+  const std::string origin_;  // a copy: callers pass temporaries (path + ": data.pkl")
   const StorageLoader& loader_;
   std::vector<std::string>* notes_;
   size_t pos_ = 0;

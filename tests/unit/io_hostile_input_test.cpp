@@ -156,5 +156,22 @@ TEST(IoHostileInput, ZipRecordsDeclaringMoreThanTheFileAreRefusedBeforeAllocatio
   EXPECT_NO_THROW(load_reference_checkpoint((test::source_dir() / "tests/fixtures/reference_ckpt/state_dict_p4.pth").string()));
 }
 
+TEST(IoHostileInput, FuzzerFindingsAreRefused) {
+  const fs::path dir = test::source_dir() / "tests/fixtures/fuzz";
+  // A data.pkl whose GLOBAL names a module that is not UTF-8: pickle_to_json's text then threw nlohmann's
+  // type_error when dumped, which ended the process.
+  const std::string pkl = test::read_file(dir / "torch_pickle/crash-invalid-utf8-str.pkl");
+  ASSERT_FALSE(pkl.empty());
+  EXPECT_NE(refusal([&] { parse_pickle(pkl, "crash.pkl", kZeros); }).find("not valid UTF-8"), std::string::npos);
+  // The fuzzer's first torch_zip finding was its seed, tests/fixtures/reference_ckpt/state_dict_p4.pth: every
+  // storage read built a message prefix from the pickle's origin text, which the machine held by reference to
+  // a temporary already freed (AddressSanitizer: heap-use-after-free). Every .pth load in the ASan build
+  // (scripts/test.sh --sanitize) replays it; here, the origin must reach a message intact.
+  // bad_storage_type.pth: state_dict_p4.pth with its data.pkl naming torch.FloatStorXge (CRCs rewritten).
+  const std::string msg = refusal([&] { load_reference_checkpoint((dir / "torch_zip/bad_storage_type.pth").string()); });
+  EXPECT_NE(msg.find("bad_storage_type.pth: data.pkl: byte "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("FloatStorXge"), std::string::npos) << msg;
+}
+
 }  // namespace
 }  // namespace eqr::io

@@ -1,0 +1,49 @@
+// Hostile config files (issue 14): text that is not UTF-8 is refused where it is read (file, line, column),
+// not later when a message or the resolved config is written (found by scripts/fuzz.sh: the error message
+// naming a bad value threw nlohmann's type_error and ended the process).
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "eqr/config/load.h"
+#include "eqr/core/error.h"
+#include "test_support.h"
+
+namespace eqr::config {
+namespace {
+
+std::string config_error_of(const std::string& path, const std::vector<std::string>& overrides = {}) {
+  try {
+    load(path, overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "accepted";
+  return "";
+}
+
+TEST(ConfigHostileInput, TextThatIsNotUtf8IsRefusedWithItsPlace) {
+  const auto dir = eqr::test::temp_dir("hostile_config");
+  const auto p = dir / "bad.yaml";
+  // A value of the wrong type whose text is not UTF-8 (the fuzzer's finding), a key, and a quoted string.
+  eqr::test::write_file(p, "name: x\ntrain:\n  max_steps: a\x9c\n");
+  std::string msg = config_error_of(p.string());
+  EXPECT_NE(msg.find("not valid UTF-8"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("line 3"), std::string::npos) << msg;
+  eqr::test::write_file(p, "na\xffme: x\n");
+  EXPECT_NE(config_error_of(p.string()).find("not valid UTF-8"), std::string::npos);
+  eqr::test::write_file(p, "name: \"\xc3\x28\"\n");
+  EXPECT_NE(config_error_of(p.string()).find("not valid UTF-8"), std::string::npos);
+  // --set values are YAML too.
+  eqr::test::write_file(p, "name: x\n");
+  EXPECT_NE(config_error_of((eqr::test::source_dir() / "configs/ci_tiny.yaml").string(), {"name=\xfe"}).find("UTF-8"),
+            std::string::npos);
+  // UTF-8 text is fine.
+  eqr::test::write_file(p, "include: " + (eqr::test::source_dir() / "configs/ci_tiny.yaml").string() +
+                               "\nname: caf\xc3\xa9\n");
+  EXPECT_EQ(load(p.string()).name, "caf\xc3\xa9");
+}
+
+}  // namespace
+}  // namespace eqr::config
