@@ -38,6 +38,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # ---- build (only the fuzzers and the modules they link: core, config, data, io) ----
+# EQR_FUZZ_SKIP_BUILD=1: use the binaries and corpora already there (e.g. a second fuzz.sh running other
+# targets beside a first one).
+if [ "${EQR_FUZZ_SKIP_BUILD:-0}" != 1 ]; then
 t0=$(date +%s)
 mkdir -p "$DIR"
 cmake -S . -B "$DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
@@ -98,6 +101,7 @@ seed config tests/fixtures/fuzz/config/* "$SEEDS"/config/*
 seed checkpoint tests/fixtures/fuzz/checkpoint/* "$SEEDS"/checkpoint/*
 seed torch_pickle tests/fixtures/fuzz/torch_pickle/* tests/fixtures/reference_ckpt/*.pkl "$SEEDS"/pickle/*
 seed torch_zip tests/fixtures/fuzz/torch_zip/* tests/fixtures/reference_ckpt/*.pth
+fi
 
 [ "$SECONDS_PER_TARGET" -eq 0 ] && { echo "== fuzz: built and seeded (SECONDS 0: nothing run)"; exit 0; }
 

@@ -13,10 +13,13 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "eqr/core/error.h"
 
@@ -270,6 +273,13 @@ void atomic_write(const std::string& path, const std::function<void(FileSink&)>&
   try {
     FileSink sink(fd, tmp.string());
     fill(sink);
+    // Tests of crash consistency (tests/integration/resume_kill_test.cpp) widen the moment between the bytes
+    // and the rename, so that a kill lands inside the write every time: EQR_TEST_WRITE_DELAY_MS.
+    static const int delay_ms = [] {
+      const char* v = std::getenv("EQR_TEST_WRITE_DELAY_MS");
+      return v != nullptr ? std::atoi(v) : 0;
+    }();
+    if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     EQR_CHECK(::fsync(fd) == 0, CheckpointError, tmp.string(), ": fsync failed (", errno_text(), ")");
     const int rc = ::close(fd);
     fd = -1;

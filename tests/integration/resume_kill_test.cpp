@@ -215,11 +215,17 @@ void expect_same_final_state(const fs::path& a, const fs::path& b, int world_siz
   EXPECT_GE(compared, 20);
 }
 
+/// Processes started from here hold every checkpoint write open for 30 ms between its bytes and its rename
+/// (io::atomic_write's test hook), so a kill at the temp file's creation lands inside the write every time,
+/// on a fast disk too.
+const bool kSlowWrites = [] { return ::setenv("EQR_TEST_WRITE_DELAY_MS", "30", 1) == 0; }();
+
 /// The killed run: `trials` kills (inside a write on even trials, at a seeded random moment on odd ones),
 /// each followed by a resume, then a resume to the end. `prefix` is "" or "launch -n 2 --".
 void kill_and_resume(const fs::path& root, const std::vector<std::string>& launch,
                      const std::function<pid_t(pid_t, int)>& victim, int trials) {
   const fs::path run = root / "killed", log = root / "killed.log";
+  ASSERT_TRUE(kSlowWrites);
   std::mt19937 rng(1234);
   int kills = 0, inside = 0, attempts = 0;
   for (int trial = 0; trial < trials && attempts < 3 * trials; ++attempts) {
