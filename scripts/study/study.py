@@ -161,7 +161,7 @@ def breadth_claim(eval_dir, out):
         ax.set_ylabel("depth (supervision steps)")
         ax.set_title(f"{variant} seed {seed}: exact % (colour: gain over R=1, points)", fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle("Claim 2: breadth after a depth threshold")
+    fig.suptitle("Claim 2: depth x breadth, majority vote")
     save(fig, out)
     show([r for r in rows if r["breadth"] in (1, max(x["breadth"] for x in rows))],
          ["variant", "model_seed", "depth", "breadth", "exact_accuracy", "gain_over_breadth1"])
@@ -340,7 +340,7 @@ def landscape_claim(eval_dir, out):
             ax.text(x, r["majority_vote_correct"] + 0.01, str(r["puzzles"]), ha="center", fontsize=6)
     ax.set_xlabel(f"distinct final grids across R = {rows[0]['breadth']} initial states")
     ax.set_ylabel("share of puzzles whose majority vote is right")
-    ax.set_title("Claim 5: one basin -> right; many basins -> wrong (bar labels: puzzles)", fontsize=9)
+    ax.set_title("Claim 5: basins across initial states vs the vote's correctness (bar labels: puzzles)", fontsize=9)
     ax.legend(fontsize=7)
     save(fig, out)
 
