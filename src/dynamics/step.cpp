@@ -9,6 +9,7 @@
 #include <torch/version.h>
 
 #include "eqr/core/error.h"
+#include "eqr/model/init.h"
 
 namespace eqr::dynamics {
 
@@ -85,7 +86,7 @@ class AutocastScope {
 at::Generator clone_generator(const std::optional<at::Generator>& gen, const c10::Device& device) {
   at::Generator g = (gen.has_value() && gen->defined()) ? *gen : at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(g.mutex());
-  return g.clone();
+  return model::copy_generator(g);
 }
 
 /// What backward needs besides the saved tensors. AutogradContext::saved_data holds IValues only; an

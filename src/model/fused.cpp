@@ -88,7 +88,10 @@ inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  const int32_t e = (static_cast<int32_t>(n) + 127) << 23;
+  // n is an integer in [-87, 88], or NaN when x is (the result is NaN through y then): the exponent bits
+  // are built without converting NaN to int or shifting a negative value (UBSan found both).
+  const int32_t ni = n == n ? static_cast<int32_t>(n) : 0;
+  const int32_t e = static_cast<int32_t>(static_cast<uint32_t>(ni + 127) << 23);
   return y * __builtin_bit_cast(float, e);
 }
 

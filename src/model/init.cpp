@@ -3,8 +3,11 @@
 #include "eqr/model/init.h"
 
 #include <cmath>
+#include <mutex>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 namespace eqr::model {
 
@@ -75,8 +78,24 @@ at::Tensor randn(c10::IntArrayRef shape, const c10::TensorOptions& options, std:
   return at::randn(shape, as_c10(gen), opts);
 }
 
+at::Generator copy_generator(const at::Generator& gen) {
+#if TORCH_VERSION_MAJOR < 2
+  if (gen.device().is_cpu()) {
+    at::Generator copy = at::detail::createCPUGenerator();
+    copy.set_state(gen.get_state());
+    return copy;
+  }
+#endif
+  return gen.clone();
+}
+
 at::Generator make_generator(const c10::Device& device, uint64_t seed) {
-  at::Generator gen = at::globalContext().defaultGenerator(device).clone();
+  at::Generator base = at::globalContext().defaultGenerator(device);  // a handle: shares the default
+  at::Generator gen;
+  {
+    std::lock_guard<std::mutex> lock(base.mutex());
+    gen = copy_generator(base);
+  }
   gen.set_current_seed(seed);
   return gen;
 }
