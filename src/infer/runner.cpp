@@ -136,6 +136,8 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
   carry.halted = torch::zeros({rows}, torch::TensorOptions().dtype(torch::kBool).device(device));
   at::Tensor prev_logits = torch::zeros({rows, arch.seq_len, arch.vocab_size},
                                         torch::TensorOptions().dtype(torch::kFloat).device(device));
+  // The previous step's decoded answer per row (the answer_patience rule compares against it).
+  at::Tensor prev_preds = torch::zeros({rows, arch.seq_len}, long_opts);
   at::Tensor ring = torch::zeros({rows, w}, torch::TensorOptions().dtype(torch::kFloat).device(device));
   StopCounters counters{torch::zeros({rows}, long_opts), torch::zeros({rows}, long_opts)};
   // Fixed scheduler: every row of a batch starts together and stops at max_depth, so the host knows the
@@ -226,7 +228,10 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
     const at::Tensor score = ring.sum(1) / n_deltas;  // 0/0 = NaN after one step
     // The decoded answer is unchanged since the previous step (never at a row's first step).
     at::Tensor unchanged;
-    if (!fixed && options.depth.answer_patience > 0) unchanged = (preds == prev_logits.argmax(-1)).all(1) & (steps >= 2);
+    if (!fixed && options.depth.answer_patience > 0) {
+      unchanged = (preds == prev_preds).all(1) & (steps >= 2);
+      prev_preds = preds;
+    }
     prev_logits = logits;
 
     const at::Tensor q = out.q_halt_logits.to(torch::kFloat);
@@ -385,6 +390,7 @@ RunSummary run(model::EqrModel& model, const PuzzleSet& puzzles, RunnerOptions o
       carry.data.labels = take(carry.data.labels);
       if (carry.data.puzzle_identifiers.defined()) carry.data.puzzle_identifiers = take(carry.data.puzzle_identifiers);
       prev_logits = take(prev_logits);
+      prev_preds = take(prev_preds);
       ring = take(ring);
       counters.below = take(counters.below);
       counters.stable = take(counters.stable);

@@ -22,8 +22,11 @@
 #include "eqr/core/error.h"
 #include "eqr/model/layers.h"
 
+// Not under ASan or TSan: the clones' ifunc resolvers run while the dynamic loader relocates the binary, before
+// the sanitizer runtime is set up, and an instrumented resolver crashes there (under TSan every eqr binary died
+// with SIGSEGV in damped_range's resolver before main).
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(EQR_NO_TARGET_CLONES)
+    !defined(__SANITIZE_THREAD__) && !defined(EQR_NO_TARGET_CLONES)
 #define EQR_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define EQR_SIMD_CLONES

@@ -3,7 +3,8 @@
 // time with `eqr train --resume`; its final checkpoint must equal, byte for byte, that of an uninterrupted
 // run of the same length: parameters, optimiser state, EMA, carry, training generators and loader position.
 // The same for 2 ranks (`eqr launch -n 2`), killing one rank. Also: an unwritable run directory is refused
-// before training, and a failed checkpoint write (a full disk) leaves the previous checkpoint in place.
+// before training, so is a filesystem too small for two checkpoints, and a failed checkpoint write (a full
+// disk) leaves the previous checkpoint in place.
 
 #include <gtest/gtest.h>
 
@@ -310,6 +311,36 @@ TEST(ResumeKill, UnwritableRunDirectoryIsRefusedBeforeTraining) {
     EXPECT_NE(ro.err.find("run directory"), std::string::npos) << ro.err;
     fs::permissions(root / "ro", fs::perms::owner_all);
   }
+}
+
+TEST(ResumeKill, TooLittleDiskSpaceIsRefusedBeforeTraining) {
+  // A filesystem of 512 KiB: a tmpfs mounted in a private user and mount namespace (`unshare -rm`, no root
+  // needed where the kernel allows unprivileged user namespaces). Two ci_tiny checkpoints plus the 1 MiB
+  // margin never fit, so the run must stop before its first step, saying how much is free and needed.
+  if (std::system("unshare -rm true >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "unshare -rm is not permitted here (no user namespaces): cannot mount a small filesystem";
+  }
+  const fs::path root = test::temp_dir("resume_nospace");
+  const fs::path mnt = root / "small";
+  fs::create_directories(mnt);
+  const fs::path err = root / "stderr", listing = root / "listing";
+  const std::string script = "mount -t tmpfs -o size=512k tmpfs '" + mnt.string() + "' || exit 97; '" +
+                             test::eqr_exe().string() + "' train --no-progress --config '" +
+                             (test::source_dir() / "configs/ci_tiny.yaml").string() + "' --run-dir '" +
+                             (mnt / "run").string() + "' --set data.data_path='" + (root / "data").string() +
+                             "' 2>'" + err.string() + "' >/dev/null; rc=$?; ls -a '" + (mnt / "run/checkpoints").string() +
+                             "' >'" + listing.string() + "' 2>&1; exit $rc";
+  test::write_file(root / "run.sh", script + "\n");
+  const int status = std::system(("unshare -rm sh '" + (root / "run.sh").string() + "'").c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  if (WEXITSTATUS(status) == 97) GTEST_SKIP() << "mounting a tmpfs in a user namespace is not permitted here";
+  const std::string message = test::read_file(err);
+  EXPECT_EQ(WEXITSTATUS(status), 1) << message;
+  EXPECT_NE(message.find("MiB free, and training needs about"), std::string::npos) << message;
+  EXPECT_NE(message.find((mnt / "run").string()), std::string::npos) << message;
+  const std::string files = test::read_file(listing);
+  EXPECT_EQ(files.find("step_"), std::string::npos) << "a checkpoint was written:\n" << files;
+  EXPECT_EQ(files.find(".tmp."), std::string::npos) << "a temp file was left:\n" << files;
 }
 
 TEST(ResumeKill, FailedCheckpointWriteKeepsThePreviousCheckpoint) {

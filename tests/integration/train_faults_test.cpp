@@ -17,18 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-/// The message of the RuntimeError `fn` throws ("" and a test failure if none).
-template <typename Fn>
-std::string runtime_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const RuntimeError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no RuntimeError";
-  return "";
-}
-
 TEST(TrainFaults, NanInTheCarryStopsAtItsStepAndKeepsTheLastCheckpoint) {
   const auto root = test::temp_dir("faults_carry");
   // Checkpoints at 3 (and it would be 6); the NaN appears after step 5, the next read point is the log at 5.
@@ -37,7 +25,7 @@ TEST(TrainFaults, NanInTheCarryStopsAtItsStepAndKeepsTheLastCheckpoint) {
   TrainerOptions opts;
   opts.progress = false;
   opts.inject_nan_carry_at_step = 5;
-  const std::string msg = runtime_error_of([&] { run_training(cfg, opts); });
+  const std::string msg = test::message_of<RuntimeError>([&] { run_training(cfg, opts); });
   EXPECT_NE(msg.find("non-finite latent state"), std::string::npos) << msg;
   EXPECT_NE(msg.find("after step 5"), std::string::npos) << msg;
   EXPECT_NE(msg.find("step_3.eqrckpt) is intact"), std::string::npos) << msg;
@@ -57,7 +45,7 @@ TEST(TrainFaults, NanInTheCarryIsCaughtBetweenLogLines) {
   TrainerOptions opts;
   opts.progress = false;
   opts.inject_nan_carry_at_step = 2;
-  const std::string msg = runtime_error_of([&] { run_training(cfg, opts); });
+  const std::string msg = test::message_of<RuntimeError>([&] { run_training(cfg, opts); });
   EXPECT_NE(msg.find("after step 2"), std::string::npos) << msg;
   EXPECT_NE(msg.find("(none yet) is intact"), std::string::npos) << msg;
   EXPECT_FALSE(io::latest_checkpoint((root / "ci_tiny").string()).has_value());
@@ -71,7 +59,7 @@ TEST(TrainFaults, DetectAnomalyNamesTheBackwardOpAndTheStep) {
   opts.progress = false;
   opts.detect_anomaly = true;
   opts.inject_nan_loss_at_step = 3;
-  const std::string msg = runtime_error_of([&] { run_training(cfg, opts); });
+  const std::string msg = test::message_of<RuntimeError>([&] { run_training(cfg, opts); });
   EXPECT_NE(msg.find("autograd anomaly at step 3"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Backward"), std::string::npos) << msg;  // e.g. "Function 'MulBackward0' returned nan values"
   EXPECT_NE(msg.find("nan"), std::string::npos) << msg;

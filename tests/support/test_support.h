@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <string>
 
+#include <gtest/gtest.h>
+
 namespace eqr::test {
 
 inline std::filesystem::path source_dir() { return EQR_SOURCE_DIR; }
@@ -26,6 +28,19 @@ struct CommandResult {
 
 /// Runs `eqr <args>` (args are passed to /bin/sh; quote as needed) and captures both streams.
 CommandResult run_eqr(const std::string& args);
+
+/// The message of the exception of type E that `fn()` throws; a test failure (and "") when it throws nothing.
+/// Exceptions of other types propagate (and fail the test as errors).
+template <class E, class Fn>
+std::string message_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const E& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "accepted: no exception was thrown";
+  return "";
+}
 
 /// Writes `text` to `path` (creating directories).
 void write_file(const std::filesystem::path& path, const std::string& text);

@@ -14,13 +14,7 @@ namespace eqr::config {
 namespace {
 
 std::string config_error_of(const std::string& path, const std::vector<std::string>& overrides = {}) {
-  try {
-    load(path, overrides);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "accepted";
-  return "";
+  return eqr::test::message_of<ConfigError>([&] { load(path, overrides); });
 }
 
 TEST(ConfigHostileInput, TextThatIsNotUtf8IsRefusedWithItsPlace) {

@@ -26,17 +26,6 @@ void write_binary(const fs::path& p, const std::string& bytes) {
   out << bytes;
 }
 
-template <class Fn>
-std::string checkpoint_error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const CheckpointError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected CheckpointError";
-  return "";
-}
-
 /// Same dtype, shape and bytes (NaN payloads and -0.0 included).
 bool bit_equal(const at::Tensor& a, const at::Tensor& b) {
   if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;
@@ -132,7 +121,7 @@ TEST(NativeCheckpoint, InterruptedWriteLeavesTheOldFileAndNoTempFile) {
   save_checkpoint(old, path);
   const std::string before = read_binary(path);
 
-  const std::string msg = checkpoint_error_of([&] {
+  const std::string msg = test::message_of<CheckpointError>([&] {
     atomic_write(path, [](FileSink& sink) {
       sink.write(std::string(1000, 'z'));
       EQR_FAIL(CheckpointError, "simulated crash after ", sink.bytes_written(), " bytes");
@@ -148,7 +137,7 @@ TEST(NativeCheckpoint, InterruptedWriteLeavesTheOldFileAndNoTempFile) {
   // an unsupported dtype fails before anything is written
   Checkpoint bad;
   bad.tensors["c"] = torch::zeros({2}, torch::kComplexFloat);
-  const std::string msg2 = checkpoint_error_of([&] { save_checkpoint(bad, path); });
+  const std::string msg2 = test::message_of<CheckpointError>([&] { save_checkpoint(bad, path); });
   EXPECT_NE(msg2.find("ComplexFloat"), std::string::npos) << msg2;
   EXPECT_EQ(read_binary(path), before);
 }
@@ -160,32 +149,32 @@ TEST(NativeCheckpoint, TruncatedCorruptAndForeignFilesAreClearErrors) {
   const std::string bytes = read_binary(path);
 
   write_binary(dir / "cut.eqrckpt", bytes.substr(0, bytes.size() - 10));
-  std::string msg = checkpoint_error_of([&] { load_checkpoint((dir / "cut.eqrckpt").string()); });
+  std::string msg = test::message_of<CheckpointError>([&] { load_checkpoint((dir / "cut.eqrckpt").string()); });
   EXPECT_NE(msg.find("cut.eqrckpt"), std::string::npos) << msg;
   EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
 
   write_binary(dir / "head.eqrckpt", bytes.substr(0, 100));  // cut inside the header
-  msg = checkpoint_error_of([&] { load_checkpoint((dir / "head.eqrckpt").string()); });
+  msg = test::message_of<CheckpointError>([&] { load_checkpoint((dir / "head.eqrckpt").string()); });
   EXPECT_NE(msg.find("header length"), std::string::npos) << msg;
 
   write_binary(dir / "tiny.eqrckpt", "abc");
-  msg = checkpoint_error_of([&] { load_checkpoint((dir / "tiny.eqrckpt").string()); });
+  msg = test::message_of<CheckpointError>([&] { load_checkpoint((dir / "tiny.eqrckpt").string()); });
   EXPECT_NE(msg.find("3 bytes"), std::string::npos) << msg;
 
   std::string flipped = bytes;
   flipped[flipped.size() - 3] ^= 0x10;  // inside the last tensor's data
   write_binary(dir / "flip.eqrckpt", flipped);
-  msg = checkpoint_error_of([&] { load_checkpoint((dir / "flip.eqrckpt").string()); });
+  msg = test::message_of<CheckpointError>([&] { load_checkpoint((dir / "flip.eqrckpt").string()); });
   EXPECT_NE(msg.find("corrupt (CRC-32"), std::string::npos) << msg;
 
   write_binary(dir / "garbage.bin", std::string(64, '\x7f'));
-  msg = checkpoint_error_of([&] { load_checkpoint((dir / "garbage.bin").string()); });
+  msg = test::message_of<CheckpointError>([&] { load_checkpoint((dir / "garbage.bin").string()); });
   EXPECT_NE(msg.find("not an eqr checkpoint"), std::string::npos) << msg;
   EXPECT_EQ(detect_checkpoint_kind((dir / "garbage.bin").string()), CheckpointKind::Unknown);
-  msg = checkpoint_error_of([&] { load_any_checkpoint((dir / "garbage.bin").string()); });
+  msg = test::message_of<CheckpointError>([&] { load_any_checkpoint((dir / "garbage.bin").string()); });
   EXPECT_NE(msg.find("neither an eqr checkpoint"), std::string::npos) << msg;
 
-  msg = checkpoint_error_of([&] { load_checkpoint((dir / "missing.eqrckpt").string()); });
+  msg = test::message_of<CheckpointError>([&] { load_checkpoint((dir / "missing.eqrckpt").string()); });
   EXPECT_NE(msg.find("cannot open"), std::string::npos) << msg;
 }
 

@@ -23,18 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-/// The message of the CheckpointError `fn` throws; a test failure (and "") if it throws nothing.
-template <typename Fn>
-std::string refusal(Fn&& fn) {
-  try {
-    fn();
-  } catch (const CheckpointError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "accepted";
-  return "";
-}
-
 std::string le64(uint64_t v) {
   std::string s(8, '\0');
   std::memcpy(s.data(), &v, 8);
@@ -66,32 +54,32 @@ TEST(IoHostileInput, PickleTensorViewsCannotWrapAroundOrExplode) {
   const auto ok = parse_pickle(rebuild_pickle(1, {3}, {1}), "ok", kZeros);
   EXPECT_EQ(ok.as_tensor().numel(), 3);
   // (2^62, 4) with strides (4, 1): its last element overflows int64 and used to wrap to -1 ("inside").
-  EXPECT_NE(refusal([] { parse_pickle(rebuild_pickle(0, {int64_t{1} << 62, 4}, {4, 1}), "wrap", kZeros); })
+  EXPECT_NE(test::message_of<CheckpointError>([] { parse_pickle(rebuild_pickle(0, {int64_t{1} << 62, 4}, {4, 1}), "wrap", kZeros); })
                 .find("reaches past the end"),
             std::string::npos);
   // Stride 0: 2^40 elements viewing one stored float (a 4 TB tensor once copied).
-  EXPECT_NE(refusal([] { parse_pickle(rebuild_pickle(0, {int64_t{1} << 40}, {0}), "expand", kZeros); })
+  EXPECT_NE(test::message_of<CheckpointError>([] { parse_pickle(rebuild_pickle(0, {int64_t{1} << 40}, {0}), "expand", kZeros); })
                 .find("elements beyond its storage"),
             std::string::npos);
   // A small expansion (what torch.save writes for an expanded tensor) is kept.
   EXPECT_EQ(parse_pickle(rebuild_pickle(0, {1000, 4}, {0, 1}), "small expand", kZeros).as_tensor().numel(), 4000);
   // An offset past the storage, with an empty view.
-  EXPECT_NE(refusal([] { parse_pickle(rebuild_pickle(int64_t{1} << 50, {0}, {1}), "offset", kZeros); })
+  EXPECT_NE(test::message_of<CheckpointError>([] { parse_pickle(rebuild_pickle(int64_t{1} << 50, {0}, {1}), "offset", kZeros); })
                 .find("reaches past the end"),
             std::string::npos);
 }
 
 TEST(IoHostileInput, PickleCyclesAndDeepNestingAreRefusedWithoutRecursion) {
   // l = []; l.append(l): EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP. Every walk over it would recurse forever.
-  EXPECT_NE(refusal([] { parse_pickle(std::string("\x80\x02]q\x00h\x00" "a.", 9), "cycle"); }).find("reference cycle"),
+  EXPECT_NE(test::message_of<CheckpointError>([] { parse_pickle(std::string("\x80\x02]q\x00h\x00" "a.", 9), "cycle"); }).find("reference cycle"),
             std::string::npos);
   // 100,000 nested lists: refused (walks recurse per level), and freeing them must not overflow the stack.
   const int n = 100000;
   const std::string deep = "\x80\x02" + std::string(n, ']') + std::string(n - 1, 'a') + ".";
-  EXPECT_NE(refusal([&] { parse_pickle(deep, "deep"); }).find("nested more than"), std::string::npos);
+  EXPECT_NE(test::message_of<CheckpointError>([&] { parse_pickle(deep, "deep"); }).find("nested more than"), std::string::npos);
   // The same depth popped by a failing APPEND (onto an int): freed during stack unwinding.
   const std::string deep_fail = "\x80\x02K\x01" + std::string(n, ']') + std::string(n - 1, 'a') + "a.";
-  EXPECT_NE(refusal([&] { parse_pickle(deep_fail, "deep_fail"); }).find("APPEND on int"), std::string::npos);
+  EXPECT_NE(test::message_of<CheckpointError>([&] { parse_pickle(deep_fail, "deep_fail"); }).find("APPEND on int"), std::string::npos);
   // Shared (not cyclic) references are fine: [x, x] with x = [[1]].
   const auto shared = parse_pickle(std::string("\x80\x02](]]K\x01" "aaq\x00h\x00" "e.", 16), "shared");
   EXPECT_EQ(shared.items().size(), 2u);
@@ -103,7 +91,7 @@ TEST(IoHostileInput, PickleHugeIntegersAreRefusedQuickly) {
   const uint32_t n = 100000;
   p.append(reinterpret_cast<const char*>(&n), 4);
   p += std::string(n, '\x7f') + ".";
-  EXPECT_NE(refusal([&] { parse_pickle(p, "bigint"); }).find("100000 bytes"), std::string::npos);
+  EXPECT_NE(test::message_of<CheckpointError>([&] { parse_pickle(p, "bigint"); }).find("100000 bytes"), std::string::npos);
   // 2**70 (what the reference's fixtures hold) still reads as a big int.
   const auto v = parse_pickle(std::string("\x80\x02\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x40.", 14), "2**70");
   EXPECT_EQ(v.big_int_text(), "1180591620717411303424");
@@ -116,21 +104,21 @@ TEST(IoHostileInput, NativeCheckpointShapesCannotOverflowTheirByteCount) {
   header.append((8 - header.size() % 8) % 8, ' ');
   const fs::path p = dir / "forged.eqrckpt";
   test::write_file(p, le64(header.size()) + header + std::string(16, '\0'));
-  EXPECT_NE(refusal([&] { load_checkpoint(p.string()); }).find("needs more bytes than the file's data section"),
+  EXPECT_NE(test::message_of<CheckpointError>([&] { load_checkpoint(p.string()); }).find("needs more bytes than the file's data section"),
             std::string::npos);
-  EXPECT_NE(refusal([&] { inspect_checkpoint(p.string()); }).find("needs more bytes"), std::string::npos);
+  EXPECT_NE(test::message_of<CheckpointError>([&] { inspect_checkpoint(p.string()); }).find("needs more bytes"), std::string::npos);
   // A CRC that is not a number.
   std::string h2 =
       R"({"__metadata__":{"eqr_crc32":"{\"t\":\"x\"}","eqr_format_version":"1"},"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})";
   h2.append((8 - h2.size() % 8) % 8, ' ');
   test::write_file(dir / "crc.eqrckpt", le64(h2.size()) + h2 + "A");
-  EXPECT_NE(refusal([&] { load_checkpoint((dir / "crc.eqrckpt").string()); }).find("is not a number"),
+  EXPECT_NE(test::message_of<CheckpointError>([&] { load_checkpoint((dir / "crc.eqrckpt").string()); }).find("is not a number"),
             std::string::npos);
   // A format version that is a number instead of a string.
   std::string h3 = R"({"__metadata__":{"eqr_format_version":7}})";
   h3.append((8 - h3.size() % 8) % 8, ' ');
   test::write_file(dir / "version.eqrckpt", le64(h3.size()) + h3);
-  EXPECT_NE(refusal([&] { load_checkpoint((dir / "version.eqrckpt").string()); }).find("format version '7'"),
+  EXPECT_NE(test::message_of<CheckpointError>([&] { load_checkpoint((dir / "version.eqrckpt").string()); }).find("format version '7'"),
             std::string::npos);
 }
 
@@ -149,7 +137,7 @@ TEST(IoHostileInput, ZipRecordsDeclaringMoreThanTheFileAreRefusedBeforeAllocatio
     std::ofstream out(p, std::ios::binary);
     out << bytes;
   }
-  const std::string msg = refusal([&] { load_reference_checkpoint(p.string()); });
+  const std::string msg = test::message_of<CheckpointError>([&] { load_reference_checkpoint(p.string()); });
   EXPECT_NE(msg.find("more than the whole file"), std::string::npos) << msg;
   EXPECT_EQ(detect_checkpoint_kind(p.string()), CheckpointKind::Unknown);
   // The untouched file still loads.
@@ -162,13 +150,13 @@ TEST(IoHostileInput, FuzzerFindingsAreRefused) {
   // type_error when dumped, which ended the process.
   const std::string pkl = test::read_file(dir / "torch_pickle/crash-invalid-utf8-str.pkl");
   ASSERT_FALSE(pkl.empty());
-  EXPECT_NE(refusal([&] { parse_pickle(pkl, "crash.pkl", kZeros); }).find("not valid UTF-8"), std::string::npos);
+  EXPECT_NE(test::message_of<CheckpointError>([&] { parse_pickle(pkl, "crash.pkl", kZeros); }).find("not valid UTF-8"), std::string::npos);
   // The fuzzer's first torch_zip finding was its seed, tests/fixtures/reference_ckpt/state_dict_p4.pth: every
   // storage read built a message prefix from the pickle's origin text, which the machine held by reference to
   // a temporary already freed (AddressSanitizer: heap-use-after-free). Every .pth load in the ASan build
   // (scripts/test.sh --sanitize) replays it; here, the origin must reach a message intact.
   // bad_storage_type.pth: state_dict_p4.pth with its data.pkl naming torch.FloatStorXge (CRCs rewritten).
-  const std::string msg = refusal([&] { load_reference_checkpoint((dir / "torch_zip/bad_storage_type.pth").string()); });
+  const std::string msg = test::message_of<CheckpointError>([&] { load_reference_checkpoint((dir / "torch_zip/bad_storage_type.pth").string()); });
   EXPECT_NE(msg.find("bad_storage_type.pth: data.pkl: byte "), std::string::npos) << msg;
   EXPECT_NE(msg.find("FloatStorXge"), std::string::npos) << msg;
 }

@@ -33,17 +33,6 @@ at::Tensor expected_tensor(const nlohmann::json& e) {
   return torch::tensor(values, torch::kDouble).reshape(e["shape"].get<std::vector<int64_t>>());
 }
 
-template <class Fn>
-std::string checkpoint_error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const CheckpointError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected CheckpointError";
-  return "";
-}
-
 // ---- a module named like the reference inner network (tiny: V=5, D=4, S=3, I=8, I_t=4) ----
 
 struct LinearNoBias : torch::nn::Module {
@@ -158,7 +147,7 @@ TEST(ReferenceCheckpoint, BareStateDictIsTheModel) {
 TEST(ReferenceCheckpoint, NotACheckpointIsAClearError) {
   const auto dir = eqr::test::temp_dir("io_ref");
   eqr::test::write_file(dir / "x.pth", "garbage");
-  const std::string msg = checkpoint_error_of([&] { load_reference_checkpoint((dir / "x.pth").string()); });
+  const std::string msg = test::message_of<CheckpointError>([&] { load_reference_checkpoint((dir / "x.pth").string()); });
   EXPECT_NE(msg.find("x.pth"), std::string::npos) << msg;
   EXPECT_NE(msg.find("expected"), std::string::npos) << msg;
 }
@@ -189,7 +178,7 @@ TEST(ApplyStateDict, MismatchesAreListedAndNothingIsCopied) {
   tensors.erase(std::remove_if(tensors.begin(), tensors.end(), [](const auto& p) { return p.first == "q_head.bias"; }),
                 tensors.end());
   tensors.emplace_back("H_init", torch::zeros({4}));
-  const std::string msg = checkpoint_error_of([&] { apply_state_dict(m, tensors); });
+  const std::string msg = test::message_of<CheckpointError>([&] { apply_state_dict(m, tensors); });
   EXPECT_NE(msg.find("embed_tokens.embedding_weight: checkpoint [5, 4] vs module [6, 4]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("lm_head.weight: checkpoint [5, 4] vs module [6, 4]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("missing from checkpoint: q_head.bias"), std::string::npos) << msg;
@@ -210,7 +199,7 @@ TEST(ApplyStateDict, NonStrictReportsMissingAndUnexpected) {
   EXPECT_EQ(m.rope_cos[0][0].item<float>(), 2.0f);
   // a shape mismatch is an error even when not strict
   const std::string msg =
-      checkpoint_error_of([&] { apply_state_dict(m, NamedTensors{{"q_head.bias", torch::zeros({3})}}, /*strict=*/false); });
+      test::message_of<CheckpointError>([&] { apply_state_dict(m, NamedTensors{{"q_head.bias", torch::zeros({3})}}, /*strict=*/false); });
   EXPECT_NE(msg.find("q_head.bias: checkpoint [3] vs module [2]"), std::string::npos) << msg;
 }
 
