@@ -9,7 +9,7 @@
 #   fails (UBSan is compiled not to recover). LibTorch's own reports are suppressed by scripts/sanitizers/*.supp,
 #   one documented entry each. CI runs it (.ci/run).
 # `scripts/test.sh --tsan`: ThreadSanitizer build in build-tsan/: the loader's prefetch thread, the generator's
-#   worker threads and the 2-rank Gloo tests (scripts/sanitizers/tsan.supp). Not in CI (see docs/reliability.md).
+#   worker threads and the 2-rank Gloo tests (scripts/sanitizers/tsan.supp). In CI (.ci/run), after --sanitize.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH=debian
