@@ -91,7 +91,7 @@ Tree read_file_tree(const fs::path& path) {
   if (ext == ".json") {
     try {
       return Tree::parse(buf.str());
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number beyond double
       EQR_FAIL(ConfigError, "config file '", path.string(), "' is not valid JSON: ", e.what());
     }
   }

@@ -39,5 +39,20 @@ TEST(ConfigHostileInput, TextThatIsNotUtf8IsRefusedWithItsPlace) {
   EXPECT_EQ(load(p.string()).name, "caf\xc3\xa9");
 }
 
+TEST(ConfigHostileInput, JsonNumberBeyondDoubleIsRefusedNotFatal) {
+  // The fuzzer's finding: nlohmann reports a number it cannot hold as out_of_range, not parse_error, and
+  // that exception ended the process. Also through include:.
+  const auto dir = eqr::test::temp_dir("hostile_config_number");
+  const auto p = dir / "big.json";
+  eqr::test::write_file(p, "{\"train\": {\"lr\": 999999999999999E99999999999999999999}}\n");
+  std::string msg = config_error_of(p.string());
+  EXPECT_NE(msg.find("big.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("number overflow"), std::string::npos) << msg;
+  const auto y = dir / "main.yaml";
+  eqr::test::write_file(y, "include: big.json\nname: x\n");
+  EXPECT_NE(config_error_of(y.string()).find("big.json"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace eqr::config
