@@ -2,19 +2,25 @@
 # eqr vs the official Python reference on this CPU, measured side by side (docs/performance.md).
 # For each round and shape, back to back: the reference's timing script (../shared/bench/ref_bench.py: one
 # training step and one evaluation step of the OFFICIAL model imported from $REF_DIR, float32, AdamATan2 in
-# plain torch), then `eqr bench train` and `eqr bench eval` at the same shape (configs/sudoku_extreme.yaml:
-# mlp_t, S 81, V 11, with --set overrides; eqr's own default dtype and threads). Writes the raw JSON lines to
-# --out, prints a markdown table (ms per step = mean over the timed steps, ratios ref/eqr per round and their
-# median), and puts the table into docs/performance.md between `<!-- bench_cpu:begin -->` and
-# `<!-- bench_cpu:end -->`.
+# plain torch) at 1 and at 2 intra-op threads, then `eqr bench train` and `eqr bench eval` at the same shape
+# (configs/sudoku_extreme.yaml: mlp_t, S 81, V 11, with --set overrides) in float32, and again at eqr's
+# defaults when those differ (bfloat16 on CPUs with native bfloat16). Ratios compare like with like: float32
+# against float32, each side at its fastest thread setting of the round (named in the table); the "defaults"
+# columns (the reference's own default threads vs eqr's defaults, dtypes named) are the user's view and are
+# labelled so. Writes the raw JSON lines to --out, prints a markdown table per CPU kind (model and flags from
+# CPUID: avx2, avx512f, avx512_bf16, amx_bf16) and puts it into docs/performance.md between
+# `<!-- bench_cpu:begin KIND -->` and `<!-- bench_cpu:end KIND -->` (a new section is appended for a new kind).
 #
 #   REF_DIR=<work tree of github.com/locuslab/EqR> bash scripts/bench_cpu.sh [options]
 #     --rounds N     rounds over all shapes (default 3)
 #     --quick        smoke test: the first shape, 1 round, 2 timed steps; the doc is left alone unless --doc
 #     --out FILE     raw JSON lines (default runs/bench_cpu/<UTC time>.jsonl)
-#     --doc FILE     markdown file to update between the markers (default docs/performance.md; "" = none)
+#     --doc FILE     markdown file to update (default docs/performance.md; "" = none)
 #     --iters N      timed steps per benchmark (default 3); --warmup N untimed steps first (default 1)
-#     --threads N    intra-op threads for both sides (default: each side's own default)
+#     --threads N    intra-op threads for both sides, instead of trying 1 and 2 for the reference and eqr's default
+#     --avx2-paths   both sides restricted to their AVX2 kernels on an AVX-512 CPU (ATEN_CPU_CAPABILITY=avx2,
+#                    ONEDNN_MAX_CPU_ISA=AVX2, OPENBLAS_CORETYPE=Haswell, EQR_CPU_BF16=0); give --eqr a build
+#                    configured with -DEQR_CPU_CLONES=x86-64-v3 so eqr's own kernels take their AVX2 clone too
 #     --no-ref       eqr only (no REF_DIR or python3-torch needed); ratios are left empty
 #     --ref-dir DIR  instead of REF_DIR; --eqr PATH the eqr binary (default build/eqr)
 # Needs /usr/bin/python3 (Debian's; BENCH_PYTHON overrides) for the table; for the reference also python3-torch, python3-numpy,
@@ -32,6 +38,7 @@ ITERS=3
 WARMUP=1
 THREADS=""
 NO_REF=0
+AVX2_PATHS=0
 REF_DIR=${REF_DIR:-}
 EQR=${EQR:-build/eqr}
 PY=${BENCH_PYTHON:-/usr/bin/python3}  # Debian's python3 (with python3-torch for the reference)
@@ -49,6 +56,7 @@ while [ $# -gt 0 ]; do
     --warmup) need_value "$@"; WARMUP=$2; shift 2 ;;
     --threads) need_value "$@"; THREADS=$2; shift 2 ;;
     --no-ref) NO_REF=1; shift ;;
+    --avx2-paths) AVX2_PATHS=1; shift ;;
     --ref-dir) need_value "$@"; REF_DIR=$2; shift 2 ;;
     --eqr) need_value "$@"; EQR=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -85,8 +93,6 @@ if [ $NO_REF = 0 ]; then
 fi
 if [ -n "$DOC" ]; then
   [ -f "$DOC" ] || die "--doc '$DOC' does not exist"
-  grep -q '<!-- bench_cpu:begin -->' "$DOC" && grep -q '<!-- bench_cpu:end -->' "$DOC" ||
-    die "--doc '$DOC' lacks the markers <!-- bench_cpu:begin --> and <!-- bench_cpu:end -->"
 fi
 [ -n "$OUT" ] || OUT="runs/bench_cpu/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 mkdir -p "$(dirname "$OUT")"
@@ -109,101 +115,153 @@ run_logged() {  # what, command...
   fi
 }
 
-thread_args=()
-[ -z "$THREADS" ] || thread_args=(--threads "$THREADS")
+env_args=()
+if [ $AVX2_PATHS = 1 ]; then
+  env_args=(ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell EQR_CPU_BF16=0)
+  "$EQR" version --json | grep -q '"cpu_clones": "x86-64-v3' ||
+    echo "bench_cpu.sh: warning: $EQR was not built with -DEQR_CPU_CLONES=x86-64-v3; its own kernels take their AVX-512 clone" >&2
+fi
+# The reference's thread settings tried each round (its default is 1 intra-op thread under Debian's PyTorch).
+ref_threads=(1 2)
+eqr_thread_args=()
+if [ -n "$THREADS" ]; then
+  ref_threads=("$THREADS")
+  eqr_thread_args=(--threads "$THREADS")
+fi
+# eqr's defaults differ from float32 only where the CPU does bfloat16 natively (or EQR_CPU_BF16=1).
+eqr_default_differs=0
+env "${env_args[@]}" "$EQR" version --json | grep -q '"cpu_bf16": "native"' && eqr_default_differs=1
+
 echo "bench_cpu.sh: $ROUNDS round(s) x ${#SHAPES[@]} shape(s), $ITERS timed steps after $WARMUP warm-up; raw JSON -> $OUT" >&2
 for ((round = 1; round <= ROUNDS; round++)); do
   for shape in "${SHAPES[@]}"; do
     read -r name d b h l n <<< "$shape"
     echo "round $round/$ROUNDS, $name" >&2
     if [ $NO_REF = 0 ]; then
-      run_logged "ref $name round $round" env REF_DIR="$REF_DIR" "$PY" "$REF_BENCH" --hidden-size "$d" --batch-size "$b" \
-        --H-cycles "$h" --L-cycles "$l" --L-layers "$n" --iters "$ITERS" --warmup "$WARMUP" --optimizer atan2 \
-        --seed 0 "${thread_args[@]}" | tag "$round" "$name" ref
+      for t in "${ref_threads[@]}"; do
+        run_logged "ref $name threads $t round $round" env "${env_args[@]}" REF_DIR="$REF_DIR" "$PY" "$REF_BENCH" \
+          --hidden-size "$d" --batch-size "$b" --H-cycles "$h" --L-cycles "$l" --L-layers "$n" --iters "$ITERS" \
+          --warmup "$WARMUP" --optimizer atan2 --seed 0 --threads "$t" | tag "$round" "$name" "ref_t$t"
+      done
     fi
-    for what in train eval; do
-      run_logged "eqr $what $name round $round" "$EQR" bench "$what" -c configs/sudoku_extreme.yaml --device cpu \
-        --set arch.mlp_t=true --set arch.hidden_size="$d" --set arch.h_cycles="$h" --set arch.l_cycles="$l" \
-        --set arch.l_layers="$n" -b "$b" --iters "$ITERS" --warmup "$WARMUP" "${thread_args[@]}" --json |
-        tag "$round" "$name" eqr
+    variants=(float32)
+    [ $eqr_default_differs = 1 ] && variants+=(default)
+    for variant in "${variants[@]}"; do
+      dtype_args=()
+      [ "$variant" = float32 ] && dtype_args=(--set arch.reduced_precision_on_cpu=false)
+      for what in train eval; do
+        run_logged "eqr $what $variant $name round $round" env "${env_args[@]}" "$EQR" bench "$what" \
+          -c configs/sudoku_extreme.yaml --device cpu --set arch.mlp_t=true --set arch.hidden_size="$d" \
+          --set arch.h_cycles="$h" --set arch.l_cycles="$l" --set arch.l_layers="$n" "${dtype_args[@]}" -b "$b" \
+          --iters "$ITERS" --warmup "$WARMUP" "${eqr_thread_args[@]}" --json | tag "$round" "$name" "eqr_$variant"
+      done
     done
   done
 done
 
 # ---- the table (stdout, and the doc between its markers) ----
-"$PY" - "$OUT" "$DOC" "$ITERS" "$WARMUP" "$NO_REF" <<'EOF'
-import json, os, platform, re, statistics, subprocess, sys, time
+"$PY" - "$OUT" "$DOC" "$ITERS" "$WARMUP" "$NO_REF" "$AVX2_PATHS" <<'EOF'
+import json, re, statistics, sys, time
 
-out, doc, iters, warmup, no_ref = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
+out, doc, iters, warmup = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+no_ref, avx2_paths = sys.argv[5] == "1", sys.argv[6] == "1"
 rows = [json.loads(l) for l in open(out) if l.strip()]
 get = {}
 for r in rows:
-    key = (r["shape"], r["round"])
-    side = "ref_" + r["mode"] if r["source"] == "ref" else "eqr_" + r["bench"]
-    get.setdefault(key, {})[side] = r
+    mode = r.get("mode") or r.get("bench")  # ref: train | infer; eqr: train | eval
+    get.setdefault((r["shape"], r["round"]), {})[(r["source"], "eval" if mode == "infer" else mode)] = r
 shapes = list(dict.fromkeys(r["shape"] for r in rows))
+ref_sources = sorted({r["source"] for r in rows if r["source"].startswith("ref_")}, key=lambda s: int(s[5:]))
+
+def ms(r, mode):
+    if r is None:
+        return None
+    return r.get("ms_mean") if "ms_mean" in r else r.get(mode + "_ms_per_step")
 
 def f(x, fmt="{:,.0f}"):
     return "" if x is None else fmt.format(x)
 
 def cells(g):
-    ref_t = g.get("ref_train", {}).get("ms_mean")
-    ref_e = g.get("ref_infer", {}).get("ms_mean")
-    et, ee = g.get("eqr_train", {}), g.get("eqr_eval", {})
-    eqr_t, eqr_e = et.get("train_ms_per_step"), ee.get("eval_ms_per_step")
-    bf16 = ee.get("gemm_peak_bf16_gflops")
-    return {
-        "ref_t": ref_t, "ref_e": ref_e, "eqr_t": eqr_t, "eqr_e": eqr_e,
-        "rt": ref_t / eqr_t if ref_t and eqr_t else None,
-        "re": ref_e / eqr_e if ref_e and eqr_e else None,
-        "dtype": ee.get("forward_dtype", et.get("forward_dtype", "")),
-        "fp32": ee.get("gemm_peak_fp32_gflops"), "bf16": bf16,
-        "pct": 100 * ee["eval_matmul_gflops"] / bf16 if bf16 and "eval_matmul_gflops" in ee else None,
-    }
+    c = {}
+    for mode in ("train", "eval"):
+        refs = {s: ms(g.get((s, mode)), mode) for s in ref_sources}
+        refs = {s: v for s, v in refs.items() if v}
+        best = min(refs, key=refs.get) if refs else None
+        e32 = ms(g.get(("eqr_float32", mode)), mode)
+        edef_r = g.get(("eqr_default", mode)) or g.get(("eqr_float32", mode))
+        edef = ms(edef_r, mode)
+        ref_default = refs.get("ref_t1")  # Debian's PyTorch 1.13 defaults to 1 intra-op thread
+        c[mode] = {"refs": refs, "best": best, "e32": e32, "edef": edef,
+                   "r32": refs[best] / e32 if best and e32 else None,
+                   "rdef": ref_default / edef if ref_default and edef else None,
+                   "edef_dtype": (edef_r or {}).get("forward_dtype", "")}
+    ev = g.get(("eqr_float32", "eval"), {})
+    c["fp32_peak"] = ev.get("gemm_peak_fp32_gflops")
+    c["bf16_peak"] = ev.get("gemm_peak_bf16_gflops")
+    c["pct"] = (100 * ev["eval_matmul_gflops"] / c["fp32_peak"]) if c["fp32_peak"] and "eval_matmul_gflops" in ev else None
+    return c
+
+def ref_cell(m):
+    return " / ".join(f"{f(v)} ({s[4:]})" for s, v in m["refs"].items())
 
 def line(label, rnd, c):
-    peak = f"{f(c['fp32'])} / {f(c['bf16'])}" if c["fp32"] else ""
-    return (f"| {label} | {rnd} | {f(c['ref_t'])} | {f(c['ref_e'])} | {f(c['eqr_t'])} | {f(c['eqr_e'])} | "
-            f"{f(c['rt'], '{:.2f}')} | {f(c['re'], '{:.2f}')} | {c['dtype']} | {peak} | {f(c['pct'], '{:.0f}%')} |")
+    t, e = c["train"], c["eval"]
+    best = lambda m: "" if not m["best"] else m["best"][5:]
+    return (f"| {label} | {rnd} | {ref_cell(t)} | {ref_cell(e)} | {f(t['e32'])} | {f(e['e32'])} | "
+            f"{f(t['r32'], '{:.2f}')} | {f(e['r32'], '{:.2f}')} | {best(t)}/{best(e)} | "
+            f"{f(c['fp32_peak'])} | {f(c['pct'], '{:.0f}%')} | "
+            f"{e['edef_dtype']} | {f(t['edef'])} | {f(e['edef'])} | {f(t['rdef'], '{:.2f}')} | {f(e['rdef'], '{:.2f}')} |")
 
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
 
-table = ["| shape (mlp_t, S 81, V 11) | round | ref train ms | ref eval ms | eqr train ms | eqr eval ms | "
-         "train ref/eqr | eval ref/eqr | eqr dtype | GEMM peak fp32 / bf16 GFLOP/s | eqr eval % of bf16 peak |",
-         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+table = ["| shape (mlp_t, S 81, V 11) | round | ref train ms, fp32 (threads) | ref eval ms, fp32 (threads) | "
+         "eqr train ms, fp32 | eqr eval ms, fp32 | **fp32 train ref/eqr** | **fp32 eval ref/eqr** | ref threads used (train/eval) | "
+         "fp32 GEMM peak GFLOP/s | eqr fp32 eval % of fp32 peak | eqr default dtype | eqr default train ms | "
+         "eqr default eval ms | defaults train ref/eqr | defaults eval ref/eqr |",
+         "|" + " --- |" * 16]
 for s in shapes:
     per = [cells(get[k]) for k in sorted(k for k in get if k[0] == s)]
     for i, c in enumerate(per, 1):
         table.append(line(s, str(i), c))
     if len(per) > 1:
-        m = {k: med([c[k] for c in per]) for k in per[0] if k != "dtype"}
-        m["dtype"] = per[0]["dtype"]
+        m = {"fp32_peak": med([c["fp32_peak"] for c in per]), "pct": med([c["pct"] for c in per])}
+        for mode in ("train", "eval"):
+            m[mode] = {"refs": {src: med([c[mode]["refs"].get(src) for c in per]) for src in ref_sources},
+                       "best": None, "edef_dtype": per[0][mode]["edef_dtype"]}
+            for k in ("e32", "edef", "r32", "rdef"):
+                m[mode][k] = med([c[mode][k] for c in per])
         table.append(line(f"**{s}**", "**median**", m))
 
-eqr_any = next((r for r in rows if r["source"] == "eqr"), {})
-ref_any = next((r for r in rows if r["source"] == "ref"), {})
-cpu = ""
-try:
-    cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-except (OSError, StopIteration):
-    pass
-head = (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `scripts/bench_cpu.sh` on {cpu or platform.machine()}, "
-        f"{os.cpu_count()} cores; eqr {eqr_any.get('git_sha', '?')} (LibTorch {eqr_any.get('torch_version', '?')}, "
-        f"intra-op threads {eqr_any.get('threads', '?')}, {eqr_any.get('blas', '?')} threads {eqr_any.get('blas_threads', '?')}); "
-        + ("reference: not run (--no-ref). " if no_ref else
-           f"reference: PyTorch {ref_any.get('torch', '?')}, intra-op threads {ref_any.get('torch_num_threads', '?')}, "
-           f"OpenBLAS threads {ref_any.get('openblas_threads', '?')}, float32, AdamATan2Torch. ")
-        + f"ms per step: mean of {iters} timed steps after {warmup} warm-up; raw JSON lines: `{out}`.")
+eqr_any = next((r for r in rows if r["source"].startswith("eqr")), {})
+refs_any = {s: next((r for r in rows if r["source"] == s), {}) for s in ref_sources}
+cpu = eqr_any.get("cpu", "?")
+flags = cpu[cpu.find("(") + 1:cpu.find(";")] if "(" in cpu else ""
+kind = ("amx" if "amx_bf16" in flags else "avx512-bf16" if "avx512_bf16" in flags else
+        "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "baseline")
+if avx2_paths:
+    kind = "avx2-paths-on-" + kind
+ref_desc = "; ".join(f"reference at {s[4:]}: PyTorch {r.get('torch', '?')}, intra-op threads {r.get('torch_num_threads', '?')}, "
+                     f"OpenBLAS threads {r.get('openblas_threads', '?')}, float32" for s, r in refs_any.items())
+head = (f"**CPU kind `{kind}`**: {cpu}, measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
+        f"`scripts/bench_cpu.sh{' --avx2-paths' if avx2_paths else ''}`; eqr {eqr_any.get('git_sha', '?')} "
+        f"(LibTorch {eqr_any.get('torch_version', '?')}, intra-op threads {eqr_any.get('threads', '?')}, "
+        f"{eqr_any.get('blas', '?')} threads {eqr_any.get('blas_threads', '?')}, bfloat16 {eqr_any.get('bf16_path', '?')}); "
+        + ("reference: not run (--no-ref). " if no_ref else ref_desc + ", AdamATan2Torch. ")
+        + "fp32 ratios: float32 on both sides, the reference at its faster thread setting of that round (named), "
+        "eqr at its default threads. Defaults columns: the reference at its default (1 intra-op thread, float32) "
+        "against eqr at its defaults (dtype named): the user's view, not like with like when the dtypes differ. "
+        f"ms per step: mean of {iters} timed steps after {warmup} warm-up; raw JSON lines: `{out}`.")
 text = head + "\n\n" + "\n".join(table) + "\n"
 print(text)
 if doc:
     src = open(doc).read()
-    new, n = re.subn(r"(<!-- bench_cpu:begin -->\n).*?(<!-- bench_cpu:end -->)", lambda m: m.group(1) + text + m.group(2),
-                     src, flags=re.S)
-    if n != 1:
-        sys.exit(f"bench_cpu.sh: {doc}: expected one <!-- bench_cpu:begin --> ... <!-- bench_cpu:end --> section, found {n}")
+    b, e = f"<!-- bench_cpu:begin {kind} -->", f"<!-- bench_cpu:end {kind} -->"
+    if b in src and e in src:
+        new = src[:src.index(b) + len(b)] + "\n" + text + src[src.index(e):]
+    else:
+        new = src.rstrip("\n") + f"\n\n### Side by side on CPU kind `{kind}`\n\n{b}\n{text}{e}\n"
     open(doc, "w").write(new)
-    print(f"bench_cpu.sh: table written into {doc}", file=sys.stderr)
+    print(f"bench_cpu.sh: table for CPU kind {kind} written into {doc}", file=sys.stderr)
 EOF

@@ -20,7 +20,7 @@ if [[ "${1:-}" == "--maze" ]]; then
   PREFIX=maze-quickstart
   shift
 fi
-bash scripts/setup.sh
+bash scripts/setup.sh --target eqr  # the tests are built by scripts/test.sh
 EQR=./build/eqr
 $EQR version
 RUN=runs/$PREFIX-$(date +%Y%m%d-%H%M%S)

@@ -10,22 +10,27 @@
 #   and build into build-torch2/. EQR_WITH_CUDA is then ON: every CUDA-only line compiles and links,
 #   and runs where a GPU is present. Needs the CUDA toolkit (nvcc) that LibTorch's CMake files look for.
 #
-# Usage: scripts/setup.sh [--torch debian|pip] [--no-build] [--build-dir DIR] [--debug]
+# --target T: build only target T (e.g. `eqr`: what the main job runs; scripts/quickstart.sh passes it), not
+#   the test suites too (more than half of a full build). The default builds everything.
+#
+# Usage: scripts/setup.sh [--torch debian|pip] [--no-build] [--target T] [--build-dir DIR] [--debug]
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 BUILD_DIR=""
 BUILD_TYPE=Release
 DO_BUILD=1
+TARGET_ARGS=()
 TORCH=debian
 while [ $# -gt 0 ]; do
   case "$1" in
     --torch) TORCH="${2:-}"; shift ;;
     --torch=*) TORCH="${1#--torch=}" ;;
     --no-build) DO_BUILD=0 ;;
+    --target) TARGET_ARGS=(--target "${2:?--target needs a target name}"); shift ;;
     --build-dir) BUILD_DIR="$2"; shift ;;
     --debug) BUILD_TYPE=Debug ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -122,6 +127,6 @@ if [ "$DO_BUILD" = 1 ]; then
     { cat "$BUILD_DIR/configure.log" >&2; echo "setup.sh: configure failed (log above)" >&2; exit 1; }
   grep -E "^-- eqr" "$BUILD_DIR/configure.log" || true
   echo "== setup: building (first build compiles LibTorch headers once into a precompiled header)"
-  cmake --build "$BUILD_DIR"
+  cmake --build "$BUILD_DIR" "${TARGET_ARGS[@]}"
   "$BUILD_DIR/eqr" version
 fi

@@ -10,6 +10,11 @@
 #   one documented entry each. CI runs it (.ci/run).
 # `scripts/test.sh --tsan`: ThreadSanitizer build in build-tsan/: the loader's prefetch thread, the generator's
 #   worker threads and the 2-rank Gloo tests (scripts/sanitizers/tsan.supp). In CI (.ci/run), after --sanitize.
+# `scripts/test.sh --cpu-paths`: the CPU paths the machine's own CPU does not take (docs/reliability.md, "CPU
+#   paths"). Under qemu-user with an AVX2-only CPU model (`-cpu Haswell`: no AVX-512, no native bfloat16; LibTorch,
+#   oneDNN, OpenBLAS and eqr's kernel clones choose their code from CPUID, which qemu emulates), it runs the unit
+#   suites and `eqr bench model|train|eval`, and checks that every fused-kernel clone is vectorised
+#   (scripts/check_simd.sh). Uses the plain build in build/ (built first if needed); installs qemu-user. In CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH=debian
@@ -18,6 +23,7 @@ case "${1:-}" in
   --torch) TORCH="${2:?--torch needs debian or pip}"; shift 2 ;;
   --sanitize) MODE=asan; shift ;;
   --tsan) MODE=tsan; shift ;;
+  --cpu-paths) MODE=cpu; shift ;;
 esac
 case "$TORCH" in
   debian) BUILD_DIR=${EQR_BUILD_DIR:-build} ;;
@@ -30,6 +36,54 @@ if [ "$MODE" = plain ]; then
   start=$(date +%s)
   ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" "$@"
   echo "== tests ($BUILD_DIR, torch $TORCH) took $(( $(date +%s) - start )) s"
+  exit 0
+fi
+
+if [ "$MODE" = cpu ]; then
+  bash scripts/setup.sh --torch "$TORCH" --build-dir "$BUILD_DIR"
+  t0=$(date +%s)
+  CPU_MODEL=${EQR_QEMU_CPU:-Haswell}
+  if ! command -v qemu-x86_64 >/dev/null 2>&1; then
+    echo "== cpu-paths: installing qemu-user"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-user >/dev/null
+  fi
+  bash scripts/check_simd.sh "$BUILD_DIR" | tail -1
+  # The environment use_runtime_environment() would otherwise add by re-executing /proc/self/exe: under
+  # qemu-user that exec would start the binary natively, outside the emulated CPU.
+  export OMP_WAIT_POLICY=PASSIVE GLIBC_TUNABLES="glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184"
+  QEMU=(qemu-x86_64 -cpu "$CPU_MODEL")
+  info=$("${QEMU[@]}" "$BUILD_DIR/eqr" version --json 2>/dev/null)
+  echo "$info" | grep -q '"cpu_bf16": "emulated"' ||
+    { echo "test.sh: under qemu -cpu $CPU_MODEL eqr still sees native bfloat16: $info" >&2; exit 1; }
+  echo "== cpu-paths: emulated CPU: $(echo "$info" | sed -n 's/.*"cpu": "\([^"]*\)".*/\1/p')"
+  failed=()
+  for suite in "$BUILD_DIR"/tests/eqr_unit_*; do
+    [ -x "$suite" ] || continue
+    s0=$(date +%s)
+    if "${QEMU[@]}" "$suite" --gtest_brief=1 >"$suite.qemu.log" 2>&1; then
+      echo "== cpu-paths: $(basename "$suite") passed ($(( $(date +%s) - s0 )) s)"
+    else
+      echo "== cpu-paths: $(basename "$suite") FAILED ($(( $(date +%s) - s0 )) s); its log:"
+      tail -40 "$suite.qemu.log"
+      failed+=("$(basename "$suite")")
+    fi
+  done
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  for what in model train eval; do
+    s0=$(date +%s)
+    "${QEMU[@]}" "$BUILD_DIR/eqr" bench "$what" -c configs/ci_tiny.yaml -b 4 --iters 1 --warmup 0 --json \
+      >"$tmp/$what.json" 2>"$tmp/$what.err" || { cat "$tmp/$what.err"; failed+=("bench $what"); continue; }
+    if grep -q '"bf16_path":"emulated"' "$tmp/$what.json" && grep -q '"gemm_peak_bf16_gflops":[0-9]' "$tmp/$what.json"; then
+      echo "== cpu-paths: eqr bench $what: exit 0, GEMM peak validated on the emulated bfloat16 path ($(( $(date +%s) - s0 )) s)"
+    else
+      echo "== cpu-paths: eqr bench $what: unexpected JSON:"; cat "$tmp/$what.json"; failed+=("bench $what")
+    fi
+  done
+  echo "== cpu-paths: whole run $(( $(date +%s) - t0 )) s"
+  [ ${#failed[@]} -eq 0 ] || { echo "test.sh: under qemu -cpu $CPU_MODEL: failed: ${failed[*]}" >&2; exit 1; }
   exit 0
 fi
 

@@ -214,6 +214,9 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
               {"version", version()},
               {"torch_version", torch_version()},
               {"device", c.device.str()},
+              {"cpu", cpu_summary()},
+              {"cpu_model", cpu_features().model},
+              {"bf16_path", bf16_path_name(device_has_native_bf16(c.device))},
               {"forward_dtype", dtype_name(dtype)},
               {"threads", torch::get_num_threads()},
               {"blas", blas_kind()},
@@ -240,6 +243,8 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
     j["gemm_peak_shape"] = peak ? Json{peak->m, peak->k, peak->n} : Json();
     j["gemm_peak_fp32_gflops"] = opt(peak ? peak->fp32_gflops : 0);
     j["gemm_peak_bf16_gflops"] = opt(peak ? peak->bf16_gflops : 0);
+    j["gemm_peak_fp32_rel_error"] = opt(peak ? peak->fp32_rel_error : 0);
+    j["gemm_peak_bf16_rel_error"] = opt(peak ? peak->bf16_rel_error : 0);
     j["peak_rss_mib"] = rss;
     for (const auto& [k, v] : extra_json.items()) j[k] = v;
     j["config"] = config_summary(a);
@@ -249,6 +254,7 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
   }
   std::printf("bench %s: %s\n", bench.c_str(), arch_summary(arch).c_str());
   std::printf("config %s\n", config_summary(a).c_str());
+  std::printf("cpu %s\n", cpu_summary().c_str());
   std::printf("device %s, forward dtype %s, threads %s, batch %lld, %lld params, %lld blocks/step, git %s\n",
               c.device.str().c_str(), dtype_name(dtype).c_str(), thread_summary().c_str(), static_cast<long long>(a.batch),
               static_cast<long long>(c.model->num_parameters()), static_cast<long long>(blocks), git_sha().c_str());
@@ -263,10 +269,11 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
                      : "-");
   }
   if (peak) {
-    std::printf("GEMM peak on %s, (%lld x %lld) @ (%lld x %lld): float32 %.0f GFLOP/s, bfloat16 %.0f GFLOP/s "
+    std::printf("GEMM peak on %s, (%lld x %lld) @ (%lld x %lld): float32 %.0f GFLOP/s, bfloat16 (%s) %.0f GFLOP/s "
                 "(%% peak is of the %s one)\n",
                 c.device.str().c_str(), static_cast<long long>(peak->m), static_cast<long long>(peak->k),
-                static_cast<long long>(peak->k), static_cast<long long>(peak->n), peak->fp32_gflops, peak->bf16_gflops,
+                static_cast<long long>(peak->k), static_cast<long long>(peak->n), peak->fp32_gflops,
+                bf16_path_name(peak->bf16_native), peak->bf16_gflops,
                 dtype == torch::kBFloat16 ? "bfloat16" : "float32");
   }
   if (rss >= 0) std::printf("peak RSS %.0f MiB\n", rss);

@@ -29,8 +29,9 @@ void register_version(CLI::App& app) {
                                                                    : " (" + info["blas_library"].get<std::string>() + ")")
               << "\n"
               << "threads    " << auto_num_threads() << " intra-op in runs with num_threads 0 (LibTorch's own default "
-              << info["torch_threads"].get<int>() << "; OpenBLAS 1), " << info["hardware_threads"].get<unsigned>()
-              << " hardware\n";
+              << info["torch_threads"].get<int>() << "; OpenBLAS gets the same count), "
+              << info["hardware_threads"].get<unsigned>() << " hardware\n"
+              << "cpu        " << info["cpu"].get<std::string>() << "\n";
   });
 }
 

@@ -105,30 +105,60 @@ c10::ScalarType parse_dtype(const std::string& name) {
   EQR_FAIL(ConfigError, "dtype '", name, "' is not known; expected float32, bfloat16 or float16");
 }
 
+CpuFeatures cpu_features() {
+  CpuFeatures f;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_max(0x80000000u, nullptr) >= 0x80000004u) {
+    unsigned brand[12] = {};
+    for (unsigned leaf = 0; leaf < 3; ++leaf) {
+      __cpuid(0x80000002u + leaf, brand[4 * leaf], brand[4 * leaf + 1], brand[4 * leaf + 2], brand[4 * leaf + 3]);
+    }
+    std::string model(reinterpret_cast<const char*>(brand), sizeof(brand));
+    model = model.substr(0, model.find('\0'));
+    const auto first = model.find_first_not_of(' ');
+    const auto last = model.find_last_not_of(' ');
+    f.model = first == std::string::npos ? "" : model.substr(first, last - first + 1);
+  }
+  if (__get_cpuid_max(0, nullptr) < 7) return f;
+  __cpuid_count(1, 0, a, b, c, d);
+  const bool fma = (c & (1u << 12)) != 0;
+  if ((c & (1u << 27)) != 0) {  // OSXSAVE: xgetbv is usable
+    unsigned xcr0_lo = 0, xcr0_hi = 0;
+    __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    f.os_avx512 = (xcr0_lo & 0xE6u) == 0xE6u;  // SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM state
+  }
+  __cpuid_count(7, 0, a, b, c, d);
+  f.avx2 = fma && (b & (1u << 5)) != 0;
+  f.avx512f = (b & (1u << 16)) != 0;
+  f.avx512bw = (b & (1u << 30)) != 0;
+  f.amx_bf16 = (d & (1u << 22)) != 0;
+  __cpuid_count(7, 1, a, b, c, d);
+  f.avx512_bf16 = (a & (1u << 5)) != 0;
+#endif
+  return f;
+}
+
 bool cpu_has_native_bf16() {
   static const bool has = [] {
     if (const char* env = std::getenv("EQR_CPU_BF16"); env != nullptr && *env != '\0') {
       return std::string(env) != "0";
     }
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    if (__get_cpuid_max(0, nullptr) < 7) return false;
-    __cpuid_count(1, 0, a, b, c, d);
-    if ((c & (1u << 27)) == 0) return false;  // OSXSAVE: xgetbv is usable
-    unsigned xcr0_lo = 0, xcr0_hi = 0;
-    __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-    const bool os_avx512 = (xcr0_lo & 0xE6u) == 0xE6u;  // SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM state
-    __cpuid_count(7, 0, a, b, c, d);
-    const bool avx512bw = (b & (1u << 30)) != 0;
-    const bool amx_bf16 = (d & (1u << 22)) != 0;
-    __cpuid_count(7, 1, a, b, c, d);
-    const bool avx512_bf16 = (a & (1u << 5)) != 0;
-    return os_avx512 && avx512bw && (avx512_bf16 || amx_bf16);
-#else
-    return false;
-#endif
+    const CpuFeatures f = cpu_features();
+    return f.os_avx512 && f.avx512bw && (f.avx512_bf16 || f.amx_bf16);
   }();
   return has;
+}
+
+std::string cpu_summary() {
+  const CpuFeatures f = cpu_features();
+  std::string flags;
+  for (const auto& [on, name] : {std::pair{f.avx2, "avx2"}, std::pair{f.avx512f, "avx512f"},
+                                 std::pair{f.avx512_bf16, "avx512_bf16"}, std::pair{f.amx_bf16, "amx_bf16"}}) {
+    if (on) flags += std::string(flags.empty() ? "" : " ") + name;
+  }
+  return (f.model.empty() ? std::string("unknown CPU") : f.model) + " (" + (flags.empty() ? "no avx2" : flags) +
+         "; bfloat16 " + (cpu_has_native_bf16() ? "native" : "emulated") + ")";
 }
 
 c10::ScalarType forward_dtype_for(const std::string& configured, const c10::Device& device,

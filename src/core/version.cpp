@@ -74,6 +74,13 @@ nlohmann::json environment_info() {
   info["blas_library"] = blas_library_path();
   info["torch_threads"] = at::get_num_threads();
   info["hardware_threads"] = std::thread::hardware_concurrency();
+  info["cpu"] = cpu_summary();
+  info["cpu_bf16"] = cpu_has_native_bf16() ? "native" : "emulated";
+#if defined(EQR_CLONES_AVX2_ONLY)
+  info["cpu_clones"] = "x86-64-v3, baseline";
+#else
+  info["cpu_clones"] = "x86-64-v4, x86-64-v3, baseline";
+#endif
   return info;
 }
 

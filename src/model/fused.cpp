@@ -27,7 +27,11 @@
 // with SIGSEGV in damped_range's resolver before main).
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_ADDRESS__) && \
     !defined(__SANITIZE_THREAD__) && !defined(EQR_NO_TARGET_CLONES)
+#if defined(EQR_CLONES_AVX2_ONLY)  // -DEQR_CPU_CLONES=x86-64-v3: time the AVX2 paths on an AVX-512 CPU
+#define EQR_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
 #define EQR_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
 #else
 #define EQR_SIMD_CLONES
 #endif

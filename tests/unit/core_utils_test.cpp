@@ -39,13 +39,27 @@ TEST(CoreError, CheckThrowsTypedErrorWithConcatenatedMessage) {
 
 TEST(CoreGemmPeak, ValidatesThenTimesBothDtypesAndRejectsBadShapes) {
   // Throughput is not asserted (no timing in tests): the figures exist, are positive and belong to the shape.
-  const GemmPeak p = measure_gemm_peak(c10::Device(c10::kCPU), 48, 32, 40, 0.01);
-  EXPECT_EQ(p.m, 48);
-  EXPECT_EQ(p.k, 32);
-  EXPECT_EQ(p.n, 40);
-  EXPECT_GT(p.fp32_gflops, 0.0);
-  EXPECT_GT(p.bf16_gflops, 0.0);
-  EXPECT_TRUE(std::isfinite(p.fp32_gflops) && std::isfinite(p.bf16_gflops));
+  // The validation must pass on every CPU: native bfloat16 (AVX512-BF16, AMX) or emulated (AVX2 only), each
+  // against its own rounding bound (gemm_peak.h); k = 300 also covers the exact check's zeroed columns.
+  for (const int64_t k : {int64_t{32}, int64_t{300}}) {
+    const GemmPeak p = measure_gemm_peak(c10::Device(c10::kCPU), 48, k, 40, 0.01);
+    EXPECT_EQ(p.m, 48);
+    EXPECT_EQ(p.k, k);
+    EXPECT_EQ(p.n, 40);
+    EXPECT_GT(p.fp32_gflops, 0.0);
+    EXPECT_GT(p.bf16_gflops, 0.0);
+    EXPECT_TRUE(std::isfinite(p.fp32_gflops) && std::isfinite(p.bf16_gflops));
+    EXPECT_EQ(p.bf16_native, cpu_has_native_bf16());
+    for (const double use : {p.fp32_bound_use, p.bf16_bound_use}) {
+      EXPECT_GE(use, 0.0);
+      EXPECT_LE(use, 1.0);
+    }
+    // Gaussian inputs do round: float32 well under 1e-5 of the largest entry, bfloat16 above float32's.
+    EXPECT_LT(p.fp32_rel_error, 1e-5);
+    EXPECT_GT(p.bf16_rel_error, p.fp32_rel_error);
+  }
+  EXPECT_STREQ(bf16_path_name(true), "native");
+  EXPECT_STREQ(bf16_path_name(false), "emulated");
   EXPECT_THROW(measure_gemm_peak(c10::Device(c10::kCPU), 0, 32, 40, 0.01), UsageError);
   EXPECT_THROW(measure_gemm_peak(c10::Device(c10::kCPU), 8, 8, 8, 0.0), UsageError);
 }
@@ -104,20 +118,30 @@ TEST(CoreDevice, AutoThreadsShareTheCoresAmongLocalRanks) {
 }
 
 TEST(CoreRng, StreamsAreDeterministicAndDistinct) {
-  EXPECT_EQ(derive_seed(1, 2), derive_seed(1, 2));
+  // Expected values computed outside eqr (a Python port of SplitMix64, FNV-1a 64 and mt19937_64, the
+  // last checked against libstdc++'s std::mt19937_64): derive_seed(s, k) = splitmix64(splitmix64(s) ^ k).
+  EXPECT_EQ(derive_seed(0, 0), 0xA706DD2F4D197E6FULL);
+  EXPECT_EQ(derive_seed(1, 2), 0xBCD9DBB49673066BULL);
+  EXPECT_EQ(derive_seed(3, 1), 0xEC4C5BEE627011B3ULL);
   std::set<uint64_t> seen;
   for (uint64_t s = 0; s < 4; ++s)
     for (uint64_t k = 0; k < 64; ++k) seen.insert(derive_seed(s, k));
   EXPECT_EQ(seen.size(), 256u);
   EXPECT_NE(stream_id("init"), stream_id("noise"));
+  // FNV-1a 64: the empty string is the offset basis; "a" is the published test vector.
+  EXPECT_EQ(stream_id(""), 0xCBF29CE484222325ULL);
+  EXPECT_EQ(stream_id("a"), 0xAF63DC4C8601EC8CULL);
+  EXPECT_EQ(stream_id("init"), 0xF5D2AFC57AB57213ULL);
   // splitmix64 reference value (Vigna's splitmix64 with state 0 -> first output).
   EXPECT_EQ(splitmix64(0), 0xE220A8397B1DCDAFULL);
   auto g1 = make_cpu_generator(5), g2 = make_cpu_generator(5), g3 = make_cpu_generator(6);
   const auto a = torch::randn({16}, g1), b = torch::randn({16}, g2), c = torch::randn({16}, g3);
   EXPECT_TRUE(torch::equal(a, b));
   EXPECT_FALSE(torch::equal(a, c));
-  auto r1 = make_std_rng(3, 1), r2 = make_std_rng(3, 1);
-  EXPECT_EQ(r1(), r2());
+  // make_std_rng(3, 1) is std::mt19937_64 seeded with derive_seed(3, 1) = 0xEC4C5BEE627011B3.
+  auto r1 = make_std_rng(3, 1);
+  EXPECT_EQ(r1(), 4995992819084899657ULL);
+  EXPECT_NE(make_std_rng(3, 2)(), 4995992819084899657ULL);
 }
 
 TEST(CoreProgress, FormatsDurationsAndLines) {

@@ -22,6 +22,21 @@ c10::ScalarType parse_dtype(const std::string& name);
 /// Read once from CPUID; false off x86-64. EQR_CPU_BF16=0/1 overrides the detection (tests, debugging).
 bool cpu_has_native_bf16();
 
+/// What this CPU offers that decides eqr's (and LibTorch's, oneDNN's, OpenBLAS's) kernels, read from CPUID
+/// (so an emulator's CPU model is seen, not the host's /proc/cpuinfo). All false off x86-64.
+struct CpuFeatures {
+  std::string model;   ///< CPUID brand string, e.g. "AMD EPYC 9B45" ("" where there is none)
+  bool avx2 = false;   ///< with FMA: x86-64-v3
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512_bf16 = false;
+  bool amx_bf16 = false;
+  bool os_avx512 = false;  ///< the OS saves the AVX-512 state (XCR0)
+};
+CpuFeatures cpu_features();
+/// "AMD EPYC 9B45 (avx2 avx512f avx512_bf16; bfloat16 native)": the model and the flags that matter.
+std::string cpu_summary();
+
 /// The dtype the forward pass runs in: the configured one on accelerators. On the CPU, a reduced dtype
 /// is kept when `reduced_on_cpu` is true, replaced by float32 when false, and when unset (auto) kept only
 /// if it is bfloat16 and cpu_has_native_bf16() (float16 and emulated bfloat16 are slow on CPUs).
