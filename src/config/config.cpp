@@ -82,6 +82,7 @@ void fields(V& v, ArchConfig& c) {
   v("forward_dtype", c.forward_dtype, one_of({"bfloat16", "float32", "float16"}));
   v("reduced_precision_on_cpu", c.reduced_precision_on_cpu, any());
   v("fused_kernels", c.fused_kernels, any());
+  v("cpu_gemm", c.cpu_gemm, one_of({"auto", "onednn", "torch"}));
   v("rms_norm_eps", c.rms_norm_eps, positive());
   v("q_head_bias_init", c.q_head_bias_init, any());
   v("vocab_size", c.vocab_size, at_least(3));

@@ -57,6 +57,10 @@ EqrModelImpl::EqrModelImpl(const EqrModelOptions& options_) : options(options_) 
   auto module_options = ReasoningModuleOptions::from(a);
   module_options.block().attention_kernel(options.attention_kernel());
   L_level = register_module("L_level", ReasoningModule(module_options));
+  const CpuGemm cpu_gemm = parse_cpu_gemm(a.cpu_gemm);
+  for (const auto& m : modules(/*include_self=*/false)) {
+    if (auto* linear = dynamic_cast<CastedLinearImpl*>(m.get())) linear->options.cpu_gemm(cpu_gemm);
+  }
   H_init = register_buffer("H_init", trunc_normal({a.hidden_size}, a.h_init_std, torch::kFloat));
   L_init = register_buffer("L_init", trunc_normal({a.hidden_size}, a.l_init_std, torch::kFloat));
   {

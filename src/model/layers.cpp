@@ -117,9 +117,9 @@ at::Tensor CastedLinearImpl::forward(const at::Tensor& x) {
   const auto dtype = x.scalar_type();
   const bool grad_needed = at::GradMode::is_enabled() && weight.requires_grad();
   if (cached_weight_.defined() && cached_weight_.scalar_type() == dtype && !grad_needed) {
-    return at::linear(x, cached_weight_, cached_bias_);
+    return linear(x, cached_weight_, cached_bias_, options.cpu_gemm());
   }
-  return at::linear(x, weight.to(dtype), bias.defined() ? bias.to(dtype) : at::Tensor());
+  return linear(x, weight.to(dtype), bias.defined() ? bias.to(dtype) : at::Tensor(), options.cpu_gemm());
 }
 
 void CastedLinearImpl::cache_cast(c10::ScalarType dtype) {

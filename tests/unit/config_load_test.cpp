@@ -97,7 +97,8 @@ TEST(ConfigDefaults, MatchReferenceSpecSection8) {
 
 TEST(ConfigDefaults, EveryKnobIsWritten) {
   const Tree t = to_json(RunConfig{});
-  EXPECT_EQ(t["arch"].size(), 26u);
+  EXPECT_EQ(t["arch"].size(), 27u);
+  EXPECT_EQ(t["arch"]["cpu_gemm"], "auto");
   EXPECT_TRUE(t["arch"]["reduced_precision_on_cpu"].is_null());  // auto
   EXPECT_TRUE(t["arch"]["fused_kernels"].get<bool>());
   EXPECT_TRUE(t["train"].contains("grad_clip_norm"));

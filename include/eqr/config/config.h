@@ -66,6 +66,10 @@ struct ArchConfig {
   /// residual + RMSNorm, damped noisy update); false = plain LibTorch ops everywhere (same results
   /// within rounding; for checks and debugging).
   bool fused_kernels = true;
+  /// GEMM of float32 linear layers on the CPU: auto = oneDNN's sgemm where LibTorch's process has it (Debian's
+  /// LibTorch), else LibTorch's own; onednn = oneDNN (an error where absent); torch = at::linear (OpenBLAS
+  /// under Debian's LibTorch). Same products up to summation order (docs/performance.md, "float32 GEMMs").
+  std::string cpu_gemm = "auto";
   /// RMSNorm epsilon.
   double rms_norm_eps = 1e-5;
   /// Initial bias of both q_head outputs (the reference uses -5: start by not halting).
