@@ -24,6 +24,7 @@
 
 #include "commands.h"
 #include "eqr/config/load.h"
+#include "eqr/core/cpu_gemm.h"
 #include "eqr/core/device.h"
 #include "eqr/core/error.h"
 #include "eqr/core/gemm_peak.h"
@@ -170,6 +171,13 @@ std::string dtype_name(c10::ScalarType t) {
   return c10::toString(t);
 }
 
+/// The GEMM float32 linear layers run on `device`: "onednn" or "torch" (arch.cpu_gemm resolved).
+std::string fp32_gemm_name(const c10::Device& device, const std::string& cpu_gemm) {
+  if (!device.is_cpu()) return "torch";
+  const CpuGemm g = parse_cpu_gemm(cpu_gemm);
+  return g == CpuGemm::kOneDnn || (g == CpuGemm::kAuto && onednn_sgemm_available()) ? "onednn" : "torch";
+}
+
 std::string thread_summary() {
   const int blas = blas_num_threads();
   return "LibTorch " + std::to_string(torch::get_num_threads()) + ", " + blas_kind() + " " +
@@ -199,7 +207,7 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
     for (const auto& p : c.model->named_parameters()) {
       if (p.key().find("mlp.gate_up_proj.weight") != std::string::npos) n = p.value().size(0);
     }
-    peak = measure_gemm_peak(c.device, rows * arch.seq_len, arch.hidden_size, n, 1.0);
+    peak = measure_gemm_peak(c.device, rows * arch.seq_len, arch.hidden_size, n, 1.0, parse_cpu_gemm(arch.cpu_gemm));
   }
   const double peak_gflops =
       peak ? (dtype == torch::kBFloat16 ? peak->bf16_gflops : peak->fp32_gflops) : std::nan("");
@@ -217,6 +225,7 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
               {"cpu", cpu_summary()},
               {"cpu_model", cpu_features().model},
               {"bf16_path", bf16_path_name(device_has_native_bf16(c.device))},
+              {"fp32_gemm", fp32_gemm_name(c.device, arch.cpu_gemm)},
               {"forward_dtype", dtype_name(dtype)},
               {"threads", torch::get_num_threads()},
               {"blas", blas_kind()},
@@ -243,6 +252,7 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
     j["gemm_peak_shape"] = peak ? Json{peak->m, peak->k, peak->n} : Json();
     j["gemm_peak_fp32_gflops"] = opt(peak ? peak->fp32_gflops : 0);
     j["gemm_peak_bf16_gflops"] = opt(peak ? peak->bf16_gflops : 0);
+    j["gemm_peak_fp32_gemm"] = peak ? Json(peak->fp32_gemm) : Json();
     j["gemm_peak_fp32_rel_error"] = opt(peak ? peak->fp32_rel_error : 0);
     j["gemm_peak_bf16_rel_error"] = opt(peak ? peak->bf16_rel_error : 0);
     j["peak_rss_mib"] = rss;
@@ -255,8 +265,8 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
   std::printf("bench %s: %s\n", bench.c_str(), arch_summary(arch).c_str());
   std::printf("config %s\n", config_summary(a).c_str());
   std::printf("cpu %s\n", cpu_summary().c_str());
-  std::printf("device %s, forward dtype %s, threads %s, batch %lld, %lld params, %lld blocks/step, git %s\n",
-              c.device.str().c_str(), dtype_name(dtype).c_str(), thread_summary().c_str(), static_cast<long long>(a.batch),
+  std::printf("device %s, forward dtype %s (float32 GEMM: %s), threads %s, batch %lld, %lld params, %lld blocks/step, git %s\n",
+              c.device.str().c_str(), dtype_name(dtype).c_str(), fp32_gemm_name(c.device, arch.cpu_gemm).c_str(), thread_summary().c_str(), static_cast<long long>(a.batch),
               static_cast<long long>(c.model->num_parameters()), static_cast<long long>(blocks), git_sha().c_str());
   for (const auto& line : extra) std::printf("%s\n", line.c_str());
   std::printf("%-18s %10s %10s %12s %13s %10s %11s %9s %7s\n", "mode", "ms/step", "min ms", "cpu ms/step",
@@ -269,11 +279,11 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
                      : "-");
   }
   if (peak) {
-    std::printf("GEMM peak on %s, (%lld x %lld) @ (%lld x %lld): float32 %.0f GFLOP/s, bfloat16 (%s) %.0f GFLOP/s "
+    std::printf("GEMM peak on %s, (%lld x %lld) @ (%lld x %lld): float32 (%s) %.0f GFLOP/s, bfloat16 (%s) %.0f GFLOP/s "
                 "(%% peak is of the %s one)\n",
                 c.device.str().c_str(), static_cast<long long>(peak->m), static_cast<long long>(peak->k),
-                static_cast<long long>(peak->k), static_cast<long long>(peak->n), peak->fp32_gflops,
-                bf16_path_name(peak->bf16_native), peak->bf16_gflops,
+                static_cast<long long>(peak->k), static_cast<long long>(peak->n), peak->fp32_gemm.c_str(),
+                peak->fp32_gflops, bf16_path_name(peak->bf16_native), peak->bf16_gflops,
                 dtype == torch::kBFloat16 ? "bfloat16" : "float32");
   }
   if (rss >= 0) std::printf("peak RSS %.0f MiB\n", rss);

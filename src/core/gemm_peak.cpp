@@ -9,6 +9,7 @@
 
 #include <torch/torch.h>
 
+#include "eqr/core/cpu_gemm.h"
 #include "eqr/core/device.h"
 #include "eqr/core/error.h"
 
@@ -24,6 +25,12 @@ constexpr int64_t kExactColumns = 256;
 
 void sync(const c10::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? -1 : device.index());
+}
+
+/// The product whose speed is measured: float32 on the CPU goes through eqr::linear (oneDNN's sgemm where
+/// the model's linear layers use it, arch.cpu_gemm = auto), everything else through torch::matmul.
+at::Tensor product(const at::Tensor& a, const at::Tensor& b_t, CpuGemm gemm) {
+  return linear(a, b_t, at::Tensor(), gemm);
 }
 
 struct PathRounding {
@@ -45,7 +52,7 @@ struct Validation {
 
 /// Checks the product of `dtype` on `device` (exact on integer inputs, then within the path's rounding
 /// bound on Gaussian inputs); throws RuntimeError when either fails.
-Validation validate(const c10::Device& device, int64_t m, int64_t k, int64_t n, c10::ScalarType dtype) {
+Validation validate(const c10::Device& device, int64_t m, int64_t k, int64_t n, c10::ScalarType dtype, CpuGemm gemm) {
   torch::NoGradGuard no_grad;
   const PathRounding r = rounding_of(dtype, device);
   const int64_t mv = std::min(m, kMaxValidationRows);
@@ -57,7 +64,7 @@ Validation validate(const c10::Device& device, int64_t m, int64_t k, int64_t n, 
   if (k > kExactColumns) ai.narrow(1, kExactColumns, k - kExactColumns).zero_();
   const at::Tensor bi = torch::randint(-1, 2, {k, n}, host64);
   const at::Tensor want = torch::matmul(ai, bi);
-  const at::Tensor got_i = torch::matmul(ai.to(opts), bi.to(opts)).to(torch::kCPU, torch::kFloat64);
+  const at::Tensor got_i = product(ai.to(opts), bi.t().contiguous().to(opts), gemm).to(torch::kCPU, torch::kFloat64);
   const int64_t wrong = (got_i != want).sum().item<int64_t>();
   if (wrong != 0) {
     const at::Tensor idx = (got_i != want).flatten().nonzero().flatten();
@@ -73,7 +80,7 @@ Validation validate(const c10::Device& device, int64_t m, int64_t k, int64_t n, 
   const at::Tensor a = torch::randn({mv, k}, opts), b = torch::randn({k, n}, opts);
   const at::Tensor a64 = a.to(torch::kCPU, torch::kFloat64), b64 = b.to(torch::kCPU, torch::kFloat64);
   const at::Tensor ref = torch::matmul(a64, b64);
-  const at::Tensor err = (torch::matmul(a, b).to(torch::kCPU, torch::kFloat64) - ref).abs();
+  const at::Tensor err = (product(a, b.t().contiguous(), gemm).to(torch::kCPU, torch::kFloat64) - ref).abs();
   const double growth = std::expm1(static_cast<double>(k) * std::log1p(r.u_acc));
   const at::Tensor bound = r.u_out * ref.abs() + growth * (1.0 + r.u_out) * torch::matmul(a64.abs(), b64.abs());
   const at::Tensor use = err / bound.clamp_min(std::numeric_limits<double>::min());
@@ -92,17 +99,18 @@ Validation validate(const c10::Device& device, int64_t m, int64_t k, int64_t n, 
 }
 
 /// GFLOP/s of `dtype` products of the full shape.
-double time_dtype(const c10::Device& device, int64_t m, int64_t k, int64_t n, c10::ScalarType dtype, double seconds) {
+double time_dtype(const c10::Device& device, int64_t m, int64_t k, int64_t n, c10::ScalarType dtype, double seconds,
+                  CpuGemm gemm) {
   torch::NoGradGuard no_grad;
   const auto opts = torch::TensorOptions().dtype(dtype).device(device);
-  const at::Tensor a = torch::randn({m, k}, opts), b = torch::randn({k, n}, opts);
-  at::Tensor c = torch::matmul(a, b);  // warm-up
+  const at::Tensor a = torch::randn({m, k}, opts), b_t = torch::randn({n, k}, opts);
+  at::Tensor c = product(a, b_t, gemm);  // warm-up
   sync(device);
   int64_t iters = 0;
   const auto t0 = std::chrono::steady_clock::now();
   double elapsed = 0;
   while (iters < 3 || elapsed < seconds) {
-    at::matmul_out(c, a, b);
+    c = product(a, b_t, gemm);
     ++iters;
     if (iters % 4 == 0 || iters <= 3) {
       sync(device);
@@ -121,7 +129,7 @@ const char* bf16_path_name(bool native) { return native ? "native" : "emulated";
 
 bool device_has_native_bf16(const c10::Device& device) { return device.is_cuda() || cpu_has_native_bf16(); }
 
-GemmPeak measure_gemm_peak(const c10::Device& device, int64_t m, int64_t k, int64_t n, double seconds) {
+GemmPeak measure_gemm_peak(const c10::Device& device, int64_t m, int64_t k, int64_t n, double seconds, CpuGemm gemm) {
   EQR_CHECK(m >= 1 && k >= 1 && n >= 1, UsageError, "GEMM peak: shape (", m, ", ", k, ") @ (", k, ", ", n,
             "): every dimension must be >= 1");
   EQR_CHECK(seconds > 0, UsageError, "GEMM peak: seconds = ", seconds, ": expected > 0");
@@ -130,14 +138,15 @@ GemmPeak measure_gemm_peak(const c10::Device& device, int64_t m, int64_t k, int6
   p.k = k;
   p.n = n;
   p.bf16_native = device_has_native_bf16(device);
-  const Validation v32 = validate(device, m, k, n, torch::kFloat32);
-  const Validation v16 = validate(device, m, k, n, torch::kBFloat16);
+  p.fp32_gemm = device.is_cpu() && onednn_linear_applies(at::empty({1, k}), at::empty({n, k}), gemm) ? "onednn" : "torch";
+  const Validation v32 = validate(device, m, k, n, torch::kFloat32, gemm);
+  const Validation v16 = validate(device, m, k, n, torch::kBFloat16, gemm);
   p.fp32_rel_error = v32.rel_error;
   p.fp32_bound_use = v32.bound_use;
   p.bf16_rel_error = v16.rel_error;
   p.bf16_bound_use = v16.bound_use;
-  p.fp32_gflops = time_dtype(device, m, k, n, torch::kFloat32, seconds);
-  p.bf16_gflops = time_dtype(device, m, k, n, torch::kBFloat16, seconds);
+  p.fp32_gflops = time_dtype(device, m, k, n, torch::kFloat32, seconds, gemm);
+  p.bf16_gflops = time_dtype(device, m, k, n, torch::kBFloat16, seconds, gemm);
   return p;
 }
 

@@ -214,6 +214,15 @@ TEST(FusedKernels, WeightCastScopeCastsOnceAndKeepsGradients) {
   }
 }
 
+TEST(CpuGemm, CastedLinearTakesTheConfiguredGemm) {
+  CastedLinear lin(CastedLinearOptions(8, 4).bias(true).cpu_gemm(CpuGemm::kTorch));
+  const auto x = torch::randn({3, 8});
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(lin->forward(x), at::linear(x, lin->weight, lin->bias)));
+  lin->options.cpu_gemm(CpuGemm::kAuto);
+  EXPECT_TRUE(torch::allclose(lin->forward(x), at::linear(x, lin->weight, lin->bias), 1e-5, 1e-5));
+}
+
 /// The block and the module with fused kernels on and off: float32 outputs agree within rounding; in
 /// bfloat16 both are compared with a float64 run of the same module, and the fused path must be no
 /// further from it than the unfused one (plus a quarter ulp of slack for the luck of single roundings).

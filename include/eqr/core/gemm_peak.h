@@ -19,13 +19,18 @@
 
 #include <cstdint>
 
+#include <string>
+
 #include <c10/core/Device.h>
+
+#include "eqr/core/cpu_gemm.h"
 
 namespace eqr {
 
 struct GemmPeak {
   int64_t m = 0, k = 0, n = 0;  ///< the product timed: (m, k) @ (k, n)
   double fp32_gflops = 0;       ///< float32 (LibTorch's default: no TF32 on CUDA, which validation would refuse)
+  std::string fp32_gemm;        ///< "onednn" (eqr::linear through oneDNN's sgemm) or "torch" (torch's own GEMM)
   double bf16_gflops = 0;       ///< bfloat16 inputs and output
   bool bf16_native = false;     ///< bfloat16 arithmetic in hardware: CUDA, or a CPU with AVX512-BF16 / AMX-BF16
   double fp32_rel_error = 0;    ///< largest |C - C64| / largest |C64| of the Gaussian validation product
@@ -40,10 +45,13 @@ const char* bf16_path_name(bool native);
 /// Whether `device` does bfloat16 arithmetic in hardware (CUDA: yes; CPU: cpu_has_native_bf16()).
 bool device_has_native_bf16(const c10::Device& device);
 
-/// Times torch::matmul of an (m, k) @ (k, n) product on `device` in float32 and in bfloat16, each for about
+/// Times the (m, k) @ (k, n) product the model's linear layers run (eqr::linear with `gemm`, the model's
+/// arch.cpu_gemm: oneDNN's sgemm for float32 on the CPU where present, else LibTorch's GEMM) on `device` in
+/// float32 and in bfloat16, each for about
 /// `seconds` (at least 3 products) after one warm-up, synchronising CUDA around the timer; 2*m*k*n FLOP per
 /// product. Each dtype is validated first as the header comment says (RuntimeError naming the dtype, the
 /// path, the worst entry and its bound otherwise). UsageError for a dimension < 1 or seconds <= 0.
-GemmPeak measure_gemm_peak(const c10::Device& device, int64_t m, int64_t k, int64_t n, double seconds = 1.0);
+GemmPeak measure_gemm_peak(const c10::Device& device, int64_t m, int64_t k, int64_t n, double seconds = 1.0,
+                           CpuGemm gemm = CpuGemm::kAuto);
 
 }  // namespace eqr

@@ -19,7 +19,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
-#include "eqr/model/cpu_gemm.h"
+#include "eqr/core/cpu_gemm.h"
 
 namespace eqr::model {
 
@@ -82,7 +82,7 @@ struct CastedLinearOptions {
   TORCH_ARG(int64_t, out_features);
   /// Learnable bias (only q_head has one).
   TORCH_ARG(bool, bias) = false;
-  /// GEMM of float32 products on the CPU (eqr/model/cpu_gemm.h; arch.cpu_gemm).
+  /// GEMM of float32 products on the CPU (eqr/core/cpu_gemm.h; arch.cpu_gemm).
   TORCH_ARG(CpuGemm, cpu_gemm) = CpuGemm::kAuto;
 };
 

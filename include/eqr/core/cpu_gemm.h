@@ -15,7 +15,7 @@
 
 #include <ATen/Tensor.h>
 
-namespace eqr::model {
+namespace eqr {
 
 /// Which GEMM a float32 CPU linear layer uses (arch.cpu_gemm).
 enum class CpuGemm {
@@ -40,4 +40,4 @@ bool onednn_linear_applies(const at::Tensor& x, const at::Tensor& weight, CpuGem
 /// at::linear where onednn_linear_applies() is false.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, CpuGemm mode);
 
-}  // namespace eqr::model
+}  // namespace eqr

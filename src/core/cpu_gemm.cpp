@@ -1,6 +1,6 @@
 // float32 linear layers through oneDNN's sgemm (see cpu_gemm.h). Shape legend: M rows, K in, N out.
 
-#include "eqr/model/cpu_gemm.h"
+#include "eqr/core/cpu_gemm.h"
 
 #include <dlfcn.h>
 
@@ -12,7 +12,7 @@
 
 #include "eqr/core/error.h"
 
-namespace eqr::model {
+namespace eqr {
 
 namespace {
 
@@ -133,4 +133,4 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   return y.view(out_shape(x, weight.size(0)));
 }
 
-}  // namespace eqr::model
+}  // namespace eqr

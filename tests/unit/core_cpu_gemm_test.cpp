@@ -1,13 +1,12 @@
-// Unit: float32 linear layers through oneDNN's sgemm (eqr/model/cpu_gemm.h) against at::linear.
+// Unit: float32 linear layers through oneDNN's sgemm (eqr/core/cpu_gemm.h) against at::linear.
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "eqr/core/error.h"
-#include "eqr/model/cpu_gemm.h"
-#include "eqr/model/layers.h"
+#include "eqr/core/cpu_gemm.h"
 
-namespace eqr::model {
+namespace eqr {
 namespace {
 
 /// Largest |a - b| relative to the largest |b|.
@@ -69,15 +68,6 @@ TEST(CpuGemm, OneDnnMatchesAtLinearForwardAndBackward) {
   }
 }
 
-TEST(CpuGemm, CastedLinearTakesTheConfiguredGemm) {
-  CastedLinear lin(CastedLinearOptions(8, 4).bias(true).cpu_gemm(CpuGemm::kTorch));
-  const auto x = torch::randn({3, 8});
-  torch::NoGradGuard no_grad;
-  EXPECT_TRUE(torch::equal(lin->forward(x), at::linear(x, lin->weight, lin->bias)));
-  lin->options.cpu_gemm(CpuGemm::kAuto);
-  EXPECT_LT(rel_diff(lin->forward(x), at::linear(x, lin->weight, lin->bias)), 1e-5);
-}
-
 TEST(CpuGemm, OneDnnAskedForButAbsentIsAClearError) {
   if (onednn_sgemm_available()) GTEST_SKIP() << "oneDNN's sgemm is present in this process; nothing to refuse";
   const auto x = torch::randn({2, 3}), w = torch::randn({4, 3});
@@ -90,4 +80,4 @@ TEST(CpuGemm, OneDnnAskedForButAbsentIsAClearError) {
 }
 
 }  // namespace
-}  // namespace eqr::model
+}  // namespace eqr
