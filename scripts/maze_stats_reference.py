@@ -10,6 +10,8 @@ small stand-ins when missing (only its CLI and progress bar use them).
     /usr/bin/python3 scripts/maze_stats_reference.py --count 1000 [--size 30 --min 100 --max 140 --seed 42]
     # the same summary for eqr's generator (same options; see docs/tasks.md):
     EQR_MAZE_STATS=1000 build/tests/eqr_unit_task --gtest_filter='TaskMazeReport.*'
+    # the reference table that test asserts against (without EQR_MAZE_STATS: 2,000 eqr mazes vs these):
+    /usr/bin/python3 scripts/maze_stats_reference.py --count 10000 --moments
     # statistics of any built maze dataset (the reference's or eqr's):
     /usr/bin/python3 scripts/maze_stats_reference.py --dir DATASET [--split train]
     # the reader's test fixture (a small reference build: train 6, test 3 mazes):
@@ -224,6 +226,20 @@ def format_stats(st):
     return "\n".join(out) + "\n"
 
 
+def format_moments(inputs, size):
+    """Mean and per-maze standard deviation (n - 1) of the statistics eqr's test compares with the reference
+    (tests/unit/task_maze_test.cpp, TaskMazeReport.GeneratorStatistics): each maze summarised on its own."""
+    names = (("path length", "mean"), ("dead ends per maze", "dead_ends"), ("turns on the path per maze", "turns"),
+             ("S-G manhattan distance", "manhattan"))
+    per_maze = [maze_stats(inputs[k:k + 1], None, size) for k in range(inputs.shape[0])]
+    out = [f"per-maze moments of {inputs.shape[0]} mazes (mean, sd):"]
+    for label, key in names:
+        values = np.array([st[key] for st in per_maze], dtype=np.float64)
+        sd = values.std(ddof=1) if values.size > 1 else 0.0
+        out.append(f"  {label}: {values.mean():.4f}, {sd:.4f}")
+    return "\n".join(out) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref-dir", default=os.environ.get("REF_DIR", os.path.join(HERE, "..", "..", "ref")))
@@ -235,6 +251,9 @@ def main():
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--dir", help="summarise this built dataset instead of generating")
     parser.add_argument("--split", default="train", help="split of --dir")
+    parser.add_argument("--moments", action="store_true",
+                        help="also print the mean and per-maze SD of path length, dead ends, turns and Manhattan "
+                             "distance (the reference table of eqr's TaskMazeReport.GeneratorStatistics)")
     parser.add_argument("--fixture", help="write a reference build (train --count, test --test-count) here")
     args = parser.parse_args()
 
@@ -246,6 +265,8 @@ def main():
         inputs = np.load(os.path.join(base, "all__inputs.npy"))
         labels = np.load(os.path.join(base, "all__labels.npy"))
         sys.stdout.write(format_stats(maze_stats(inputs, labels, size)))
+        if args.moments:
+            sys.stdout.write(format_moments(inputs, size))
         return
 
     ref = import_reference(os.path.abspath(args.ref_dir))
@@ -257,6 +278,8 @@ def main():
 
     inputs, labels, seconds = generate_with_reference(ref, args)
     sys.stdout.write(format_stats(maze_stats(inputs, labels, args.size)))
+    if args.moments:
+        sys.stdout.write(format_moments(inputs, args.size))
     print(f"reference builder: {args.count} mazes in {seconds:.2f} s = {args.count / seconds:.1f} mazes/s "
           f"(one thread, numpy {np.__version__})")
 

@@ -3,6 +3,10 @@
 // and (when `eqr train` is available) a checkpoint trained with configs/ci_tiny.yaml.
 
 #include <filesystem>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -11,6 +15,7 @@
 #include "eqr/config/load.h"
 #include "eqr/io/checkpoint.h"
 #include "eqr/model/eqr_model.h"
+#include "echo_model.h"
 #include "test_support.h"
 
 namespace eqr::test {
@@ -33,6 +38,16 @@ void save_model_checkpoint(const config::RunConfig& c, int seed, bool ema, const
   io::save_checkpoint(ck, path.string());
 }
 
+/// The small model every test here runs: width 16, 2 heads, one layer, 2 x 1 cycles.
+void shrink_arch(config::RunConfig& c) {
+  c.arch.hidden_size = 16;
+  c.arch.num_heads = 2;
+  c.arch.expansion = 1.0;
+  c.arch.l_layers = 1;
+  c.arch.h_cycles = 2;
+  c.arch.l_cycles = 1;
+}
+
 struct Fixture {
   fs::path dir, ckpt, csv;
 };
@@ -42,12 +57,7 @@ const Fixture& fixture() {
     Fixture x;
     x.dir = temp_dir("eval_cli");
     config::RunConfig c;
-    c.arch.hidden_size = 16;
-    c.arch.num_heads = 2;
-    c.arch.expansion = 1.0;
-    c.arch.l_layers = 1;
-    c.arch.h_cycles = 2;
-    c.arch.l_cycles = 1;
+    shrink_arch(c);
     c.arch.seq_len = 16;
     c.arch.vocab_size = 6;
     c.arch.board_height = 4;
@@ -146,18 +156,105 @@ TEST(EvalCli, UsageAndCheckpointErrors) {
   EXPECT_NE(r.err.find("big.csv"), std::string::npos) << r.err;
 }
 
+/// What `eqr solve` printed for one puzzle: the verdict line's word and the solution as one line.
+struct SolvedPuzzle {
+  std::string verdict;   // "yes" or "no (...)"
+  std::string solution;  // the grid line after "solution: "
+};
+
+std::vector<SolvedPuzzle> solved_puzzles(const std::string& out) {
+  std::vector<SolvedPuzzle> found;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("valid solution: ", 0) == 0) found.push_back({line.substr(16), ""});
+    if (line.rfind("solution: ", 0) == 0 && !found.empty()) found.back().solution = line.substr(10);
+  }
+  return found;
+}
+
+/// A 4x4 Sudoku check written here, apart from eqr's: `solution` is 16 digits 1-4 that keep the givens of
+/// `puzzle` ('.' = blank) with no repeat in a row, a column or a 2x2 box.
+bool valid_4x4(const std::string& puzzle, const std::string& solution) {
+  if (solution.size() != 16 || puzzle.size() != 16) return false;
+  for (int i = 0; i < 16; ++i) {
+    if (solution[i] < '1' || solution[i] > '4') return false;
+    if (puzzle[i] != '.' && puzzle[i] != solution[i]) return false;
+  }
+  for (int u = 0; u < 4; ++u) {
+    std::set<char> row, col, box;
+    for (int k = 0; k < 4; ++k) {
+      row.insert(solution[u * 4 + k]);
+      col.insert(solution[k * 4 + u]);
+      box.insert(solution[(u / 2 * 2 + k / 2) * 4 + u % 2 * 2 + k % 2]);
+    }
+    if (row.size() != 4 || col.size() != 4 || box.size() != 4) return false;
+  }
+  return true;
+}
+
+TEST(EvalCli, SolvePrintsAValidSolutionWhenTheModelGivesOne) {
+  // The echo model predicts its input (support/echo_model.h), so the answer is known before the run: a
+  // complete, correct grid comes back as a valid solution, and a puzzle with blanks comes back with its
+  // blanks, which is not one.
+  const auto& f = fixture();
+  config::RunConfig c = config::load((source_dir() / "configs" / "ci_tiny.yaml").string());
+  shrink_arch(c);
+  c.num_threads = 1;
+  const fs::path echo = f.dir / "echo.eqrckpt";
+  save_echo_checkpoint(c, echo);
+  auto r = run_eqr("solve --checkpoint " + echo.string() + " 1234341221434321 --depth 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto solved = solved_puzzles(r.out);
+  ASSERT_EQ(solved.size(), 1u) << r.out;
+  EXPECT_EQ(solved[0].verdict, "yes") << r.out;
+  EXPECT_EQ(solved[0].solution, "1234341221434321") << r.out;
+  EXPECT_NE(r.out.find("puzzle 1 (16 givens)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1/1 valid"), std::string::npos) << r.out;
+  // From zero states the first step lands on the fixed point (every state 4 e_t: rms 1 over D = 16), so the
+  // residuals are |(z_H, z_L)| = sqrt(2 * 16 cells * 4^2) = 22.6, then 0.
+  EXPECT_NE(r.out.find("residual trace: 1:22.6 2:0\n"), std::string::npos) << r.out;
+
+  r = run_eqr("solve --checkpoint " + echo.string() + " 1234341221434321 .234.412.143.321 --depth 2 --breadth 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  solved = solved_puzzles(r.out);
+  ASSERT_EQ(solved.size(), 2u) << r.out;
+  EXPECT_EQ(solved[0].verdict, "yes") << r.out;
+  EXPECT_EQ(solved[1].verdict, "no (blank at row 1 column 1)") << r.out;
+  EXPECT_EQ(solved[1].solution, ".234.412.143.321") << r.out;
+  EXPECT_NE(r.out.find("majority of 2 trajectories (2 agree)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1/2 valid"), std::string::npos) << r.out;
+}
+
 TEST(EvalCli, SolveFromArgumentsAndStdin) {
+  // An untrained model solves nothing reliably, so its verdicts are not fixed in advance; each one must agree
+  // with the Sudoku rules checked here on the printed solution, and the tally with the verdicts.
   const auto& f = fixture();
   auto r = run_eqr("solve --checkpoint " + f.ckpt.string() + " .234.412.143.321 --depth 3");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("valid solution: "), std::string::npos) << r.out;
+  auto solved = solved_puzzles(r.out);
+  ASSERT_EQ(solved.size(), 1u) << r.out;
+  const bool valid = valid_4x4(".234.412.143.321", solved[0].solution);
+  EXPECT_EQ(solved[0].verdict.rfind(valid ? "yes" : "no (", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find(valid ? "1/1 valid" : "0/1 valid"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("steps used: 3"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("residual trace: 1:"), std::string::npos) << r.out;
+
   r = run_eqr("solve --checkpoint " + f.ckpt.string() + " --depth 2 --breadth 3 < " + f.csv.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("puzzle 5"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("majority of 3 trajectories"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("/5 valid"), std::string::npos) << r.out;
+  solved = solved_puzzles(r.out);
+  const std::vector<std::string> questions = {"1.3.3.1.2.4.4.2.", ".234.412.143.321", "12..34..21..43..",
+                                              "1234........4321", "..3.3...2.4...2."};
+  ASSERT_EQ(solved.size(), questions.size()) << r.out;
+  int valid_count = 0;
+  for (size_t i = 0; i < questions.size(); ++i) {
+    const bool ok = valid_4x4(questions[i], solved[i].solution);
+    valid_count += ok ? 1 : 0;
+    EXPECT_EQ(solved[i].verdict.rfind(ok ? "yes" : "no (", 0), 0u) << "puzzle " << i + 1 << "\n" << r.out;
+  }
+  EXPECT_NE(r.out.find(std::to_string(valid_count) + "/5 valid"), std::string::npos) << r.out;
   r = run_eqr("solve --checkpoint " + f.ckpt.string() + " 12x4............");
   EXPECT_NE(r.exit_code, 0);
 }

@@ -236,9 +236,13 @@ TEST(ReasoningModule, NoiseIsAlwaysOnAndSeedable) {
   auto g3 = make_generator(torch::kCPU, 12);
   EXPECT_TRUE(torch::equal(a, module->forward(h, u, {}, g2)));
   EXPECT_FALSE(torch::equal(a, module->forward(h, u, {}, g3)));
-  // noise 0: deterministic without a generator.
+  // noise 0: no draw at all. Without a generator the output is the damped update written out from the
+  // spec, (1 - lambda) h + lambda stack(h + u), and a generator changes nothing.
   ReasoningModule quiet(tiny_module(0.95, 0.0));
-  EXPECT_TRUE(torch::equal(quiet->forward(h, u), quiet->forward(h, u)));
+  const auto quiet_out = quiet->forward(h, u);
+  EXPECT_TRUE(torch::allclose(quiet_out, 0.05 * h + 0.95 * quiet->stack(h + u), 1e-5, 1e-6));
+  auto g4 = make_generator(torch::kCPU, 13);
+  EXPECT_TRUE(torch::equal(quiet_out, quiet->forward(h, u, {}, g4)));
 }
 
 }  // namespace
