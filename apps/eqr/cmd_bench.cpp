@@ -251,7 +251,8 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
     }
     j["gemm_peak_shape"] = peak ? Json{peak->m, peak->k, peak->n} : Json();
     j["gemm_peak_fp32_gflops"] = opt(peak ? peak->fp32_gflops : 0);
-    j["gemm_peak_bf16_gflops"] = opt(peak ? peak->bf16_gflops : 0);
+    j["gemm_peak_bf16_gflops"] = peak && peak->bf16_error.empty() ? Json(peak->bf16_gflops) : Json();
+    if (peak && !peak->bf16_error.empty()) j["gemm_peak_bf16_error"] = peak->bf16_error;
     j["gemm_peak_fp32_gemm"] = peak ? Json(peak->fp32_gemm) : Json();
     j["gemm_peak_fp32_rel_error"] = opt(peak ? peak->fp32_rel_error : 0);
     j["gemm_peak_bf16_rel_error"] = opt(peak ? peak->bf16_rel_error : 0);
@@ -285,6 +286,9 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
                 static_cast<long long>(peak->k), static_cast<long long>(peak->n), peak->fp32_gemm.c_str(),
                 peak->fp32_gflops, bf16_path_name(peak->bf16_native), peak->bf16_gflops,
                 dtype == torch::kBFloat16 ? "bfloat16" : "float32");
+  }
+  if (peak && !peak->bf16_error.empty()) {
+    std::printf("bfloat16 GEMM could not run here: %s\n", peak->bf16_error.c_str());
   }
   if (rss >= 0) std::printf("peak RSS %.0f MiB\n", rss);
 }

@@ -31,7 +31,8 @@ struct GemmPeak {
   int64_t m = 0, k = 0, n = 0;  ///< the product timed: (m, k) @ (k, n)
   double fp32_gflops = 0;       ///< float32 (LibTorch's default: no TF32 on CUDA, which validation would refuse)
   std::string fp32_gemm;        ///< "onednn" (eqr::linear through oneDNN's sgemm) or "torch" (torch's own GEMM)
-  double bf16_gflops = 0;       ///< bfloat16 inputs and output
+  double bf16_gflops = 0;       ///< bfloat16 inputs and output (NaN when LibTorch could not run it: bf16_error)
+  std::string bf16_error;       ///< LibTorch's message when the bfloat16 product could not run here, else empty
   bool bf16_native = false;     ///< bfloat16 arithmetic in hardware: CUDA, or a CPU with AVX512-BF16 / AMX-BF16
   double fp32_rel_error = 0;    ///< largest |C - C64| / largest |C64| of the Gaussian validation product
   double bf16_rel_error = 0;    ///< the same for bfloat16
