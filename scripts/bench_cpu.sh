@@ -208,7 +208,7 @@ def line(label, rnd, c):
     t, e = c["train"], c["eval"]
     best = lambda m: "" if not m["best"] else m["best"][5:]
     return (f"| {label} | {rnd} | {ref_cell(t)} | {ref_cell(e)} | {f(t['e32'])} | {f(e['e32'])} | "
-            f"{f(t['r32'], '{:.2f}')} | {f(e['r32'], '{:.2f}')} | {best(t)}/{best(e)} | "
+            f"{f(t['r32'], '{:.2f}')} | {f(e['r32'], '{:.2f}')} | {(best(t) + '/' + best(e)) if t['best'] else '-'} | "
             f"{f(c['fp32_peak'])} | {f(c['pct'], '{:.0f}%')} | "
             f"{e['edef_dtype']} | {f(t['edef'])} | {f(e['edef'])} | {f(t['rdef'], '{:.2f}')} | {f(e['rdef'], '{:.2f}')} |")
 
