@@ -16,6 +16,7 @@
 #include "eqr/io/checkpoint.h"
 #include "eqr/model/eqr_model.h"
 #include "echo_model.h"
+#include "fixtures.h"
 #include "test_support.h"
 
 namespace eqr::test {
@@ -38,16 +39,6 @@ void save_model_checkpoint(const config::RunConfig& c, int seed, bool ema, const
   io::save_checkpoint(ck, path.string());
 }
 
-/// The small model every test here runs: width 16, 2 heads, one layer, 2 x 1 cycles.
-void shrink_arch(config::RunConfig& c) {
-  c.arch.hidden_size = 16;
-  c.arch.num_heads = 2;
-  c.arch.expansion = 1.0;
-  c.arch.l_layers = 1;
-  c.arch.h_cycles = 2;
-  c.arch.l_cycles = 1;
-}
-
 struct Fixture {
   fs::path dir, ckpt, csv;
 };
@@ -57,7 +48,7 @@ const Fixture& fixture() {
     Fixture x;
     x.dir = temp_dir("eval_cli");
     config::RunConfig c;
-    shrink_arch(c);
+    test::shrink_to_width16(c.arch);
     c.arch.seq_len = 16;
     c.arch.vocab_size = 6;
     c.arch.board_height = 4;
@@ -199,7 +190,7 @@ TEST(EvalCli, SolvePrintsAValidSolutionWhenTheModelGivesOne) {
   // blanks, which is not one.
   const auto& f = fixture();
   config::RunConfig c = config::load((source_dir() / "configs" / "ci_tiny.yaml").string());
-  shrink_arch(c);
+  test::shrink_to_width16(c.arch);
   c.num_threads = 1;
   const fs::path echo = f.dir / "echo.eqrckpt";
   save_echo_checkpoint(c, echo);

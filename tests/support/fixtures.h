@@ -18,6 +18,17 @@
 
 namespace eqr::test {
 
+/// The smallest model the eval suites run: width 16, 2 heads, expansion 1, one layer, h_cycles 2, l_cycles 1
+/// (board and vocabulary left to the caller).
+inline void shrink_to_width16(config::ArchConfig& a) {
+  a.hidden_size = 16;
+  a.num_heads = 2;
+  a.expansion = 1.0;
+  a.l_layers = 1;
+  a.h_cycles = 2;
+  a.l_cycles = 1;
+}
+
 /// A small model on a 4x4 board (S 16, V 6): hidden 32, 4 heads, 2 layers, h_cycles 3, l_cycles 2.
 /// Float32 on the CPU whatever the machine. Callers change what their test is about (noise, mixer, dtype).
 inline config::ArchConfig tiny_arch_4x4() {

@@ -8,6 +8,7 @@
 #include "eqr/core/error.h"
 #include "eqr/eval/model_loader.h"
 #include "eqr/io/checkpoint.h"
+#include "fixtures.h"
 #include "test_support.h"
 
 namespace eqr::eval {
@@ -15,12 +16,7 @@ namespace {
 
 config::RunConfig tiny_config() {
   config::RunConfig c;
-  c.arch.hidden_size = 16;
-  c.arch.num_heads = 2;
-  c.arch.expansion = 1.0;
-  c.arch.l_layers = 1;
-  c.arch.h_cycles = 2;
-  c.arch.l_cycles = 1;
+  test::shrink_to_width16(c.arch);
   c.arch.seq_len = 16;
   c.arch.vocab_size = 6;
   c.arch.board_height = 4;
