@@ -52,12 +52,6 @@ std::string as_list(const std::string& csv_values, const char* flag) {
   return "[" + out + "]";
 }
 
-std::string exact_number(double v) {
-  std::ostringstream os;
-  os << std::setprecision(17) << v;
-  return os.str();
-}
-
 void run_eval(const EvalArgs& a) {
   EQR_CHECK(a.csv.empty() || a.data_dir.empty(), UsageError, "give --csv or --data, not both");
   std::vector<std::string> overrides = a.config.overrides;
@@ -120,6 +114,13 @@ void run_eval(const EvalArgs& a) {
 }
 
 }  // namespace
+
+std::string exact_number(double v) {  // commands.h
+  std::ostringstream os;
+  os << std::setprecision(17) << v;
+  return os.str();
+}
+
 
 void register_eval(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();

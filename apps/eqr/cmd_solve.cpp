@@ -6,6 +6,7 @@
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include <torch/torch.h>
@@ -36,6 +37,7 @@ struct SolveArgs {
   int64_t seed = 0;
   bool raw_weights = false;
   std::string device = "cpu";
+  std::set<std::string> given;  ///< options given on the command line
 };
 
 std::string trim(const std::string& s) {
@@ -70,21 +72,25 @@ void run_solve(const SolveArgs& a) {
   if (grids.empty()) grids = read_stdin_puzzles();
   EQR_CHECK(!grids.empty(), UsageError, "no puzzles: give grid strings as arguments or on stdin");
   const c10::Device device = resolve_device(a.device);
+  // The flags are eval.* overrides, so that `--set eval.*` and the config's eval section apply as in `eqr eval`
+  // (eval::eval_spec). Depth, breadth and scheduler always come from the flags (solve's own defaults: 16, 1,
+  // fixed); tol, patience, halt_on_q and seed only when given.
   std::vector<std::string> overrides = a.config.overrides;
+  overrides.push_back("eval.depth=[" + std::to_string(a.depth) + "]");
+  overrides.push_back("eval.breadth=[" + std::to_string(a.breadth) + "]");
+  overrides.push_back("eval.scheduler=" + a.scheduler);
+  if (a.given.count("--tol")) overrides.push_back("eval.tol=" + exact_number(a.tol));
+  if (a.given.count("--patience")) overrides.push_back("eval.patience=" + std::to_string(a.patience));
+  if (a.halt_on_q) overrides.push_back("eval.halt_on_q=true");
+  if (a.given.count("--seed")) overrides.push_back("eval.seed=" + std::to_string(a.seed));
   const eval::LoadedModel loaded = eval::load_model(a.checkpoint, device, !a.raw_weights, overrides, a.config.path);
   set_num_threads(loaded.config.num_threads);
   const auto& the_task = loaded.task;
   const infer::PuzzleSet set = the_task->parse_puzzles(grids);
 
-  infer::RunnerOptions opts;
-  opts.depths = {a.depth};
-  opts.breadth = a.breadth;
-  opts.depth.kind = infer::parse_scheduler(a.scheduler);
-  opts.depth.tol = a.tol;
-  opts.depth.patience = a.patience;
-  opts.depth.halt_on_q = a.halt_on_q;
-  opts.batch_puzzles = 64;
-  opts.seed = static_cast<uint64_t>(a.seed);
+  infer::RunnerOptions opts = eval::eval_spec(loaded.config).runner;
+  opts.batch_puzzles = 64;      // a handful of puzzles from the command line: one small batch
+  opts.show_progress = false;   // the answers are the output
   model::EqrModel model = loaded.model;
   infer::RunSummary summary;
   const auto results = infer::run_all(model, set, opts, &summary);
@@ -147,7 +153,12 @@ void register_solve(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Seed of initial states and noise")->capture_default_str();
   cmd->add_flag("--raw-weights", args->raw_weights, "Use raw weights instead of EMA ones");
   cmd->add_option("--device", args->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-  cmd->callback([args] { run_solve(*args); });
+  cmd->callback([args, cmd] {
+    for (const char* name : {"--tol", "--patience", "--seed"}) {
+      if (cmd->count(name) > 0) args->given.insert(name);
+    }
+    run_solve(*args);
+  });
 }
 
 }  // namespace eqr::app

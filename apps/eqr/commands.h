@@ -20,6 +20,9 @@ struct ConfigArgs {
 };
 void add_config_options(CLI::App* cmd, ConfigArgs& args, bool required);
 
+/// A double as an override value that reads back to the same double (cmd_eval.cpp).
+std::string exact_number(double v);
+
 /// One line naming an architecture's shape and knobs (cmd_model.cpp; `model info` and the benchmarks).
 std::string arch_summary(const config::ArchConfig& arch);
 
@@ -28,9 +31,7 @@ std::string arch_summary(const config::ArchConfig& arch);
 void register_version(CLI::App& app);
 void register_config(CLI::App& app);
 void register_bench(CLI::App& app);  // cmd_bench.cpp: eqr bench model|train|eval
-void register_data(CLI::App& app);        // cmd_data.cpp: eqr data ...
-void register_data_build(CLI::App& app);  // cmd_data_build.cpp: eqr data build, eqr bench loader
-void register_bench_data(CLI::App& app);  // cmd_data.cpp: eqr bench csv|solver|generator
+void register_data(CLI::App& app);  // cmd_data.cpp: eqr data <task verbs>, eqr bench <task verbs>|loader
 void register_import(CLI::App& app);
 void register_launch(CLI::App& app);  // cmd_launch.cpp: eqr launch -n N -- <args>
 void register_train(CLI::App& app);   // cmd_train.cpp: eqr train

@@ -47,8 +47,6 @@ int main(int argc, char** argv) {
   eqr::app::register_config(app);
   eqr::app::register_bench(app);
   eqr::app::register_data(app);
-  eqr::app::register_data_build(app);
-  eqr::app::register_bench_data(app);
   eqr::app::register_import(app);
   eqr::app::register_launch(app);
   eqr::app::register_train(app);

@@ -153,7 +153,6 @@ void fields(V& v, EvalConfig& c) {
   v("answer_patience", c.answer_patience, at_least(0));
   v("convergence_top_k", c.convergence_top_k, at_least(1));
   v("convergence_window", c.convergence_window, at_least(1));
-  v("different_init_reset_std", c.different_init_reset_std, at_least(0));
   v("global_batch_size", c.global_batch_size, at_least(1));
   v("max_eval_steps", c.max_eval_steps, at_least(1));
   v("use_ema", c.use_ema, any());
@@ -185,6 +184,9 @@ const RemovedKey kRemovedKeys[] = {
      "the reference's loader pass of N epochs has no counterpart in eqr, whose loader runs epochs back to back "
      "and whose evaluations and checkpoints follow train.eval_interval_steps and "
      "train.checkpoint_interval_steps; delete the key"},
+    {"eval.different_init_reset_std",
+     "it never changed anything (the reference reads it nowhere either): every trajectory's initial state is drawn "
+     "with arch.h_init_std and arch.l_init_std; delete the key"},
 };
 
 const RemovedKey* find_removed(const std::string& path) {

@@ -406,11 +406,4 @@ LoaderOptions train_loader_options(const config::RunConfig& cfg, int64_t rank, i
   return o;
 }
 
-LoaderOptions test_loader_options(const config::RunConfig& cfg, int64_t rank, int64_t world_size) {
-  LoaderOptions o = train_loader_options(cfg, rank, world_size);
-  o.mode = LoaderMode::kTest;
-  o.global_batch_size = cfg.eval.global_batch_size.value_or(cfg.train.global_batch_size);
-  return o;
-}
-
 }  // namespace eqr::data

@@ -8,8 +8,8 @@
 #include <torch/torch.h>
 
 #include "eqr/core/error.h"
-#include "eqr/task/maze_task.h"
-#include "eqr/task/sudoku.h"
+#include "eqr/task/maze/maze_task.h"
+#include "eqr/task/sudoku/sudoku_task.h"
 
 namespace eqr::task {
 
@@ -43,32 +43,65 @@ data::SplitData Task::load_split(const std::string& dir, const std::string& spli
   return d;
 }
 
-std::vector<std::string> task_names() { return {"sudoku", "maze"}; }
+namespace {
+
+// The built-in tasks: adding one is one line here (docs/tasks.md "How to add a task").
+std::vector<TaskEntry>& registry() {
+  static std::vector<TaskEntry> tasks = {
+      {kSudokuTaskName, make_sudoku_task, complete_sudoku_imported_config, sudoku_verbs},
+      {kMazeTaskName, make_maze_task, nullptr, maze_verbs},
+  };
+  return tasks;
+}
+
+std::string joined_names() {
+  std::string known;
+  for (const auto& n : task_names()) known += (known.empty() ? "" : ", ") + n;
+  return known;
+}
+
+const TaskEntry* find_entry(const std::string& name) {
+  for (const auto& e : registry()) {
+    if (e.name == name) return &e;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void register_task(TaskEntry entry) {
+  EQR_CHECK(!entry.name.empty() && entry.make, ConfigError, "register_task: a task needs a name and a make function");
+  EQR_CHECK(find_entry(entry.name) == nullptr, ConfigError, "register_task: a task named '", entry.name,
+            "' is already registered (", joined_names(), ")");
+  registry().push_back(std::move(entry));
+}
+
+const std::vector<TaskEntry>& task_registry() { return registry(); }
+
+std::vector<std::string> task_names() {
+  std::vector<std::string> names;
+  for (const auto& e : registry()) names.push_back(e.name);
+  return names;
+}
 
 std::shared_ptr<const Task> make_task(const config::RunConfig& config) {
   const std::string& name = config.data.task;
-  std::shared_ptr<const Task> task;
-  if (name == "sudoku") {
-    task = std::make_shared<SudokuTask>(config.data);
-  } else if (name == "maze") {
-    task = std::make_shared<MazeTask>(config);
-  } else {
-    std::string known;
-    for (const auto& n : task_names()) known += (known.empty() ? "" : ", ") + n;
-    EQR_FAIL(ConfigError, "config key 'data.task' = \"", name, "\": unknown task; expected one of ", known);
-  }
+  const TaskEntry* entry = find_entry(name);
+  EQR_CHECK(entry != nullptr, ConfigError, "config key 'data.task' = \"", name, "\": unknown task; expected one of ",
+            joined_names());
+  std::shared_ptr<const Task> task = entry->make(config);
   task->check_config(config);
   return task;
 }
 
 void complete_imported_config(config::Tree& tree, std::vector<std::string>* notes) {
-  std::string name = "sudoku";
+  std::string name = registry().front().name;
   if (tree.contains("data") && tree["data"].is_object() && tree["data"].contains("task") &&
       tree["data"]["task"].is_string()) {
     name = tree["data"]["task"].get<std::string>();
   }
-  if (name == "sudoku") complete_sudoku_imported_config(tree, notes);
-  // maze: no data keys beyond arch.seq_len. Unknown names are reported by make_task.
+  // Unknown names are reported by make_task.
+  if (const TaskEntry* e = find_entry(name); e && e->complete_imported_config) e->complete_imported_config(tree, notes);
 }
 
 PuzzleSet puzzles_from_split(const data::SplitData& split, std::shared_ptr<const Task> task, int64_t max_puzzles) {

@@ -114,19 +114,6 @@ void use_device(const c10::Device& device) {
 #endif
 }
 
-bool distributed_available(const c10::Device& device) {
-#if defined(EQR_C10D_NCCL)
-  if (device.is_cuda()) return true;
-#endif
-#if defined(EQR_C10D_GLOO)
-  (void)device;
-  return true;
-#else
-  (void)device;
-  return false;
-#endif
-}
-
 // ------------------------------------------------------------------------------------------------
 // Process group
 

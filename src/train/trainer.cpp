@@ -457,12 +457,6 @@ bool interval_hit(const std::optional<int64_t>& interval, int64_t step) {
 
 }  // namespace
 
-config::RunConfig load_run_config(const std::string& run_dir) {
-  const fs::path p = fs::path(run_dir) / "config.yaml";
-  EQR_CHECK(fs::exists(p), ConfigError, "run directory '", run_dir, "' has no config.yaml; is it an eqr run?");
-  return config::load(p.string(), {}, config::RemovedKeys::kWarn);  // written by an eqr, maybe an older one
-}
-
 TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& options) {
   const auto& tc = cfg.train;
   // The task (data.task) checks the config against its board before anything is written.
@@ -525,13 +519,7 @@ TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& opt
   const LrSchedule schedule(tc, st.total_steps);
   const TrainStepOptions step_options = TrainStepOptions::from(cfg);
 
-  data::LoaderOptions lo;
-  lo.mode = data::LoaderMode::kTrain;
-  lo.global_batch_size = tc.global_batch_size;
-  lo.rank = dist.rank();
-  lo.world_size = dist.world_size();
-  lo.seed = static_cast<uint64_t>(tc.seed);
-  lo.prefetch_batches = cfg.data.prefetch_batches;
+  data::LoaderOptions lo = data::train_loader_options(cfg, dist.rank(), dist.world_size());
   lo.pin_memory = device.is_cuda();  // page-locked batches: asynchronous copies to the GPU
   st.loader = std::make_unique<data::Loader>(train_split, lo);
 

@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "eqr/task/maze_task.h"
+#include "eqr/task/maze/maze_task.h"
 #include "test_support.h"
 
 namespace eqr::test {

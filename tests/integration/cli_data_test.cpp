@@ -4,12 +4,12 @@
 
 #include <filesystem>
 
-#include "eqr/data/canonical.h"
-#include "eqr/data/solver.h"
-#include "eqr/data/sudoku_csv.h"
+#include "eqr/task/sudoku/canonical.h"
+#include "eqr/task/sudoku/solver.h"
+#include "eqr/task/sudoku/csv.h"
 #include "test_support.h"
 
-namespace eqr::data {
+namespace eqr::sudoku {
 namespace {
 
 namespace fs = std::filesystem;
@@ -123,4 +123,4 @@ TEST(CliData, Benchmarks) {
 }
 
 }  // namespace
-}  // namespace eqr::data
+}  // namespace eqr::sudoku

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -19,7 +20,9 @@
 #include "eqr/core/logging.h"
 #include "eqr/core/progress.h"
 #include "eqr/core/rng.h"
+#include "eqr/core/sha256.h"
 #include "eqr/core/version.h"
+#include "test_support.h"
 
 namespace eqr {
 namespace {
@@ -142,6 +145,18 @@ TEST(CoreRng, StreamsAreDeterministicAndDistinct) {
   auto r1 = make_std_rng(3, 1);
   EXPECT_EQ(r1(), 4995992819084899657ULL);
   EXPECT_NE(make_std_rng(3, 2)(), 4995992819084899657ULL);
+}
+
+TEST(CoreSha256, KnownVectorsAndFiles) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(sha256_hex(std::string(1000000, 'a')), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  const std::filesystem::path dir = test::temp_dir("sha");
+  test::write_file(dir / "x.txt", std::string(100003, 'q'));
+  EXPECT_EQ(sha256_file((dir / "x.txt").string()), sha256_hex(std::string(100003, 'q')));
+  EXPECT_THROW(sha256_file((dir / "missing").string()), DataError);
 }
 
 TEST(CoreProgress, FormatsDurationsAndLines) {

@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include "eqr/eval/report.h"
-#include "eqr/task/sudoku.h"
+#include "eqr/task/sudoku/sudoku_task.h"
 #include "test_support.h"
 
 namespace eqr::eval {
@@ -29,13 +29,13 @@ model::EqrModel tiny_model() {
 }
 
 infer::PuzzleSet puzzles() {
-  return task::SudokuTask(data::Geometry::from_side(4))
+  return task::SudokuTask(sudoku::Geometry::from_side(4))
       .parse_puzzles({"1.3.3.1.2.4.4.2.", ".234.412.143.321", "12..34..21..43..", "4321........1234",
                       "2.4.4.2.3.1.1.3."});
 }
 
 TEST(EvalReport, ValidityCheckKeepsGivens) {
-  const auto g = data::Geometry::from_side(4);
+  const auto g = sudoku::Geometry::from_side(4);
   const infer::Prediction sol = {2, 3, 4, 5, 4, 5, 2, 3, 3, 2, 5, 4, 5, 4, 3, 2};  // 1234/3412/2143/4321
   std::vector<uint8_t> inputs(16, 1);
   EXPECT_TRUE(task::SudokuTask(g).is_valid(inputs.data(), sol.data()));

@@ -15,7 +15,7 @@
 #include "eqr/infer/breadth.h"
 #include "eqr/infer/runner.h"
 #include "eqr/model/init.h"
-#include "eqr/task/sudoku.h"
+#include "eqr/task/sudoku/sudoku_task.h"
 
 namespace eqr::infer {
 namespace {
@@ -53,7 +53,7 @@ PuzzleSet tiny_puzzles() {
   const std::vector<std::string> grids = {"1.3.3.1.2.4.4.2.", "12..34..21..43..", ".234.412.143.321",
                                           "1234............", "..3.3...2.4...2.", "4321........1234",
                                           "2.4.4.2.3.1.1.3."};
-  return task::SudokuTask(data::Geometry::from_side(4)).parse_puzzles(grids);
+  return task::SudokuTask(sudoku::Geometry::from_side(4)).parse_puzzles(grids);
 }
 
 /// The plain loop: dynamics::step on the whole set as one batch, states as the runner seeds them.
@@ -421,7 +421,7 @@ TEST(InferRunner, CompactionGivesEachPuzzleTheResultOfRunningItAlone) {
 
 TEST(InferRunner, RejectsMismatchedBoards) {
   auto m = tiny_model(0.0);
-  PuzzleSet ps = task::SudokuTask(data::Geometry::from_side(9)).parse_puzzles({std::string(81, '.')});
+  PuzzleSet ps = task::SudokuTask(sudoku::Geometry::from_side(9)).parse_puzzles({std::string(81, '.')});
   EXPECT_THROW(run_all(m, ps, opts({1}, 1, 1)), DataError);
   auto o = opts({}, 1, 1);
   EXPECT_THROW(run_all(m, tiny_puzzles(), o), ConfigError);
@@ -433,7 +433,7 @@ TEST(InferRunner, PuzzleSetsFromStrings) {
   // Inputs: blank -> 1, digit d -> d + 1; labels: the solver's solution 1234/3412/2143/4321 as ids.
   EXPECT_TRUE(torch::equal(ps.inputs[2].slice(0, 0, 4), torch::tensor({1, 3, 4, 5}, torch::kInt)));
   EXPECT_TRUE(torch::equal(ps.labels[2].slice(0, 0, 8), torch::tensor({2, 3, 4, 5, 4, 5, 2, 3}, torch::kInt)));
-  EXPECT_THROW(task::SudokuTask(data::Geometry::from_side(4)).parse_puzzles({"12x4............"}), DataError);
+  EXPECT_THROW(task::SudokuTask(sudoku::Geometry::from_side(4)).parse_puzzles({"12x4............"}), DataError);
   const PuzzleSet sub = ps.slice(2, 4);
   EXPECT_EQ(sub.size(), 2);
   EXPECT_EQ(sub.id(0), 2);

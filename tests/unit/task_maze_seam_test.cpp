@@ -13,7 +13,7 @@
 
 #include "eqr/config/load.h"
 #include "eqr/core/error.h"
-#include "eqr/task/maze_task.h"
+#include "eqr/task/maze/maze_task.h"
 #include "eqr/task/task.h"
 #include "test_support.h"
 

@@ -17,7 +17,7 @@
 
 #include "eqr/core/error.h"
 #include "eqr/data/dataset.h"
-#include "eqr/task/maze.h"
+#include "eqr/task/maze/maze.h"
 #include "test_support.h"
 
 namespace eqr::task {

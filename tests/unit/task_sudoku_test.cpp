@@ -10,7 +10,7 @@
 
 #include "eqr/config/load.h"
 #include "eqr/core/error.h"
-#include "eqr/task/sudoku.h"
+#include "eqr/task/sudoku/sudoku_task.h"
 #include "eqr/task/task.h"
 #include "test_support.h"
 
@@ -76,7 +76,7 @@ TEST(TaskSeam, ReferenceImportsGetTheBoardOfTheirSeqLen) {
 }
 
 TEST(SudokuTask, ParsesVerifiesAndPrints) {
-  const SudokuTask t(data::Geometry::from_side(4));
+  const SudokuTask t(sudoku::Geometry::from_side(4));
   const PuzzleSet ps = t.parse_puzzles({".234.412.143.321"});
   ASSERT_EQ(ps.size(), 1);
   ASSERT_TRUE(ps.task);
@@ -100,7 +100,7 @@ TEST(SudokuTask, ParsesVerifiesAndPrints) {
 }
 
 TEST(SudokuTask, GeneratesSolvedPuzzlesOfItsBoard) {
-  const SudokuTask t(data::Geometry::from_side(4));
+  const SudokuTask t(sudoku::Geometry::from_side(4));
   const PuzzleSet ps = t.generate(3, 7);
   ASSERT_EQ(ps.size(), 3);
   for (int64_t i = 0; i < 3; ++i) {

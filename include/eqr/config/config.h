@@ -210,8 +210,6 @@ struct EvalConfig {
   std::optional<int64_t> convergence_top_k = std::nullopt;
   /// Logit deltas averaged for the convergence score.
   int64_t convergence_window = 3;
-  /// Reference knob kept for compatibility; the reference does not use it.
-  double different_init_reset_std = 1.0;
   /// Rows per evaluation batch before breadth expansion (null = the training global_batch_size).
   std::optional<int64_t> global_batch_size = std::nullopt;
   /// Stop after this many test batches (null = the whole split).

@@ -12,8 +12,9 @@
 // N examples, S cells, P puzzles, G groups (Sudoku: P = N; one group per original puzzle with its
 // augmentations).
 //
-// The builder follows the reference step by step with numpy's legacy RNG (numpy_random.h), so for a 9x9
-// CSV it writes the same bytes as `python -m dataset.build_sudoku_dataset` with the same seed.
+// This file is what every task shares: the layout, a finished build with its manifest, and data.data_path as
+// a cache of builds. A task's own build (Sudoku: task/sudoku/build.h; Maze: task/maze/maze_task.h) makes
+// the arrays.
 
 #include <cstdint>
 #include <functional>
@@ -24,10 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "eqr/config/config.h"
-#include "eqr/data/board.h"
 #include "eqr/data/npy.h"
-#include "eqr/data/sudoku_csv.h"
 
 namespace eqr::data {
 
@@ -55,7 +53,8 @@ struct DatasetMetadata {
 struct SplitData {
   std::string name;  ///< "train" or "test"
   DatasetMetadata metadata;
-  std::optional<Geometry> geom;  ///< board shape (from the manifest, else from S when S = n*n)
+  /// The manifest's "geometry" object (task-defined, e.g. Sudoku's box_rows/box_cols); null without one.
+  nlohmann::json geometry;
   /// dtype of inputs/labels on disk (held as uint8 in memory). The reference's augmented train split is
   /// int64: numpy promotes its uint8 originals when concatenating them with int64 augmentations.
   NpyDtype token_dtype = NpyDtype::kUInt8;
@@ -81,30 +80,6 @@ SplitData load_split(const std::string& dir, const std::string& split);
 /// Writes <dir>/<split>/dataset.json and the five .npy files (numpy-identical bytes).
 void save_split(const std::string& dir, const SplitData& data);
 
-/// What to build (the CLI flags of `eqr data build`; DataConfig maps onto it).
-struct BuildOptions {
-  Geometry geom;                          ///< board shape of every puzzle
-  int64_t seed = 42;                      ///< np.random.seed of the build (0 .. 2^32-1)
-  std::optional<int64_t> subsample_size;  ///< train puzzles kept (np.random.choice), null = all
-  int64_t num_aug = 0;                    ///< augmented copies per train puzzle (test: never)
-  std::optional<int64_t> min_difficulty;  ///< keep rows with rating >= value (train and test, as the reference)
-  bool skip_invalid = false;              ///< skip and count bad CSV rows instead of failing
-  bool show_progress = true;              ///< progress line on stderr while augmenting
-  /// Write token arrays with the reference's dtypes (int64 for an augmented train split, else uint8) so that
-  /// every file is byte-identical to the reference's; default uint8 (same values, 8x smaller).
-  bool reference_dtypes = false;
-};
-
-/// Where the rows of a build came from (for the manifest).
-struct SourceInfo {
-  std::string kind;       ///< "csv" or "generated"
-  std::string path;       ///< CSV path (csv)
-  std::string sha256;     ///< SHA-256 of the CSV bytes (csv)
-  int64_t bytes = 0;      ///< CSV size (csv)
-  CsvReport report;       ///< reader counts (csv)
-  nlohmann::json params;  ///< generator parameters (generated)
-};
-
 /// A finished build: both splits and the manifest that describes them.
 struct BuiltDataset {
   SplitData train;
@@ -112,45 +87,27 @@ struct BuiltDataset {
   nlohmann::ordered_json manifest;
 };
 
-/// Builds both splits from rows already in memory (generator output, tests). Train rows are filtered by
-/// min_difficulty, subsampled with numpy's choice, then written as original + num_aug augmentations per
-/// puzzle; test rows are filtered only. Row values are parsed with the geometry of `opts`.
-BuiltDataset build_from_rows(const std::vector<SudokuRow>& train_rows, const std::vector<SudokuRow>& test_rows,
-                             const BuildOptions& opts, const SourceInfo& train_source = {},
-                             const SourceInfo& test_source = {});
-/// Builds both splits from two Sudoku-Extreme CSV files (one pass over each; the train file is kept as
-/// offsets into its text, so a 3.8M-row train.csv needs ~the file size plus 28 bytes per row).
-BuiltDataset build_from_csv(const std::string& train_csv, const std::string& test_csv, const BuildOptions& opts);
-
 /// Writes a build to `out_dir` (train/, test/, identifiers.json, manifest.json). Existing files of the
 /// same names are replaced; other files are left alone.
 void write_dataset(const std::string& out_dir, const BuiltDataset& built);
 
-/// A function that generates `count` puzzles for a split with a seed (the generator of generator.h,
-/// injected so that this module does not depend on its options).
-using PuzzleSource = std::function<std::vector<SudokuRow>(int64_t count, uint64_t seed, const std::string& split)>;
+/// data.data_path as a cache of a task's build: what decides a match, and how to build and read.
+struct CachedBuild {
+  std::string data_path;  ///< "" = build in memory on every run, write nothing
+  /// Whether a complete manifest (its "complete" key removed) describes the build the config asks for.
+  std::function<bool(const nlohmann::json& manifest)> matches;
+  std::function<BuiltDataset()> build;                                     ///< both splits
+  std::function<SplitData(const std::string& dir, const std::string& split)> load = load_split;
+  std::string what = "build";  ///< named in the log line when a build is reused
+};
 
-/// The build options a DataConfig asks for (ConfigError for out-of-range values).
-BuildOptions build_options(const config::DataConfig& cfg);
+/// Training's entry point for built-on-demand data: when data_path holds a complete manifest that matches, the
+/// split is read; otherwise the dataset is built and written there (data_path empty: built in memory only). A
+/// manifest that is not valid JSON, incomplete (an interrupted build) or different is rebuilt; a data_path
+/// holding a dataset without a manifest (not eqr's) is a ConfigError, never overwritten.
+SplitData load_or_build_cached(const CachedBuild& cache, const std::string& split);
 
-/// Builds what a DataConfig with source csv or generated describes (csv with an empty test_csv: generated
-/// test split). `generate` defaults to eqr's generator (generator.h).
-BuiltDataset build_dataset(const config::DataConfig& cfg, const PuzzleSource& generate = {},
-                           bool reference_dtypes = false);
-
-/// Training's entry point. source "built": reads data_path. source "csv" / "generated": uses data_path as a
-/// cache: if it holds a manifest whose request matches the config it is read, otherwise the dataset is
-/// built (generated with `generate` when source = generated) and written there (data_path empty: built in
-/// memory only). A data_path holding a different dataset is a ConfigError, never overwritten.
-SplitData load_or_build(const config::DataConfig& cfg, const std::string& split, const PuzzleSource& generate = {});
-
-/// The part of a manifest that decides whether a cached build matches a config (source, files' SHA-256,
-/// geometry, seed, subsample, num_aug, min_difficulty, generator knobs).
-nlohmann::ordered_json build_request(const config::DataConfig& cfg);
-
-/// SHA-256 of bytes, lower-case hex (FIPS 180-4).
-std::string sha256_hex(std::string_view bytes);
-/// SHA-256 of a file's bytes (DataError if unreadable).
-std::string sha256_file(const std::string& path);
+/// Reads a JSON file (DataError naming it when missing or not valid JSON).
+nlohmann::json read_json_file(const std::string& path);
 
 }  // namespace eqr::data

@@ -143,7 +143,5 @@ class Loader {
 
 /// Train loader options from a run config: train.global_batch_size, train.seed, data.prefetch_batches.
 LoaderOptions train_loader_options(const config::RunConfig& cfg, int64_t rank = 0, int64_t world_size = 1);
-/// Test loader options: eval.global_batch_size (null = train.global_batch_size), data.prefetch_batches.
-LoaderOptions test_loader_options(const config::RunConfig& cfg, int64_t rank = 0, int64_t world_size = 1);
 
 }  // namespace eqr::data

@@ -3,12 +3,13 @@
 // inference (infer/), evaluation (eval/), the recursion (dynamics/) and the model (model/) know a task only
 // through this interface: its geometry (S cells, V tokens, the board for 2-D RoPE), how its examples are
 // read, generated and built, and how a prediction is verified and printed. A task lives in
-// include/eqr/task/<name>.h + src/task/<name>.cpp; `data.task` selects it (make_task). docs/tasks.md says
-// how to add one.
+// include/eqr/task/<name>/ + src/task/<name>/ and joins the registry (task.cpp: one line, or register_task);
+// `data.task` selects it (make_task). docs/tasks.md says how to add one.
 //
 // Shape legend: P puzzles (examples), S cells (seq_len), V vocab. Token ids are the task's own (0 = pad).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "eqr/config/config.h"
 #include "eqr/config/load.h"
 #include "eqr/data/dataset.h"
+#include "eqr/task/cli.h"
 
 namespace eqr::task {
 
@@ -88,14 +90,30 @@ class Task {
   virtual std::string describe(const uint8_t* /*input*/) const { return ""; }
 };
 
-/// The tasks make_task knows, in the order docs list them.
+/// A task as the registry holds it.
+struct TaskEntry {
+  std::string name;  ///< the `data.task` value (Task::name())
+  /// The task of a config (its data section), before Task::check_config.
+  std::function<std::shared_ptr<const Task>(const config::RunConfig&)> make;
+  /// Fills in the task's data keys of a config assembled from a reference checkpoint (may be empty).
+  std::function<void(config::Tree&, std::vector<std::string>*)> complete_imported_config;
+  /// The task's commands (`eqr data ...`, `eqr bench ...`; cli.h); may be empty.
+  std::function<std::vector<TaskVerb>()> verbs;
+};
+
+/// Adds a task to the registry (after the built-in ones; ConfigError for a name already registered).
+void register_task(TaskEntry entry);
+/// The registered tasks, built-in ones first (in the order docs list them).
+const std::vector<TaskEntry>& task_registry();
+/// Their names.
 std::vector<std::string> task_names();
 /// The task `config.data.task` names, built from the config's data section and checked against the whole
 /// config (Task::check_config). ConfigError for an unknown name (listing task_names()) or a mismatch.
 std::shared_ptr<const Task> make_task(const config::RunConfig& config);
 /// For configs assembled from a reference checkpoint (no eqr data section): fills in the data keys of the
-/// task `tree.data.task` names (default sudoku) from arch.seq_len / arch.vocab_size unless the tree sets
-/// them (Sudoku: data.box_rows / box_cols of the standard board). Notes what it did or could not do.
+/// task `tree.data.task` names (default: the first registered task) from arch.seq_len / arch.vocab_size
+/// unless the tree sets them (Sudoku: data.box_rows / box_cols of the standard board). Notes what it did or
+/// could not do.
 void complete_imported_config(config::Tree& tree, std::vector<std::string>* notes = nullptr);
 
 /// Puzzles of a built split (labels equal to the metadata's ignore_label_id -> -100), the first

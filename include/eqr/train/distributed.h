@@ -50,9 +50,6 @@ struct DistEnv {
 /// How to combine a tensor across ranks.
 enum class ReduceOp { Sum, Min, Max };
 
-/// True when this build can create a process group for `device` (Gloo for CPU, NCCL or Gloo for CUDA).
-bool distributed_available(const c10::Device& device);
-
 /// The device this rank computes on: with world_size > 1 and a CUDA `requested` device, cuda:<local_rank>
 /// (one GPU per process on each node, whatever index was configured); otherwise `requested` unchanged.
 /// Pure: reads no hardware.

@@ -106,7 +106,4 @@ at::Generator training_generator(const c10::Device& device, uint64_t seed, int r
 /// uninterrupted one.
 TrainResult run_training(const config::RunConfig& config, const TrainerOptions& options);
 
-/// Loads the resolved config of an existing run (<run>/config.yaml). ConfigError if absent.
-config::RunConfig load_run_config(const std::string& run_dir);
-
 }  // namespace eqr::train
