@@ -10,7 +10,7 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SECTIONS = {"arch": "ArchConfig", "data": "DataConfig", "train": "TrainConfig", "eval": "EvalConfig", "": "RunConfig"}
+SECTIONS = {"arch": "ArchConfig", "compute": "ComputeConfig", "data": "DataConfig", "train": "TrainConfig", "eval": "EvalConfig", "": "RunConfig"}
 
 
 def read_docs():

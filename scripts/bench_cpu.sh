@@ -148,7 +148,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     [ $eqr_default_differs = 1 ] && variants+=(default)
     for variant in "${variants[@]}"; do
       dtype_args=()
-      [ "$variant" = float32 ] && dtype_args=(--set arch.reduced_precision_on_cpu=false)
+      [ "$variant" = float32 ] && dtype_args=(--set compute.reduced_precision_on_cpu=false)
       for what in train eval; do
         run_logged "eqr $what $variant $name round $round" env "${env_args[@]}" "$EQR" bench "$what" \
           -c configs/sudoku_extreme.yaml --device cpu --set arch.mlp_t=true --set arch.hidden_size="$d" \

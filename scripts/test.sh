@@ -99,7 +99,7 @@ if [ "$MODE" = asan ]; then
 else
   BUILD_DIR=${EQR_BUILD_DIR:-build-tsan}
   SAN="thread"
-  TARGETS=(--target eqr eqr_unit_data eqr_integration_train)
+  TARGETS=(--target eqr eqr_unit_data eqr_unit_task eqr_integration_train)
 fi
 t0=$(date +%s)
 mkdir -p "$BUILD_DIR"
@@ -133,7 +133,8 @@ else
   export TSAN_OPTIONS="suppressions=$SUPP/tsan.supp:halt_on_error=1:second_deadlock_stack=1:history_size=4"
   # Exit 77: every selected test skipped (tests/support/test_main.cpp), e.g. TrainDistributed.* without Gloo.
   gtest_ok() { local rc=0; "$@" || rc=$?; [ $rc -eq 0 ] || [ $rc -eq 77 ] || return $rc; }
-  gtest_ok "$BUILD_DIR/tests/eqr_unit_data" --gtest_brief=1 --gtest_filter='DataLoader.*:DataGenerator.*'
+  gtest_ok "$BUILD_DIR/tests/eqr_unit_data" --gtest_brief=1 --gtest_filter='DataLoader.*'
+  gtest_ok "$BUILD_DIR/tests/eqr_unit_task" --gtest_brief=1 --gtest_filter='DataGenerator.*'  # Sudoku's, in task/sudoku
   gtest_ok "$BUILD_DIR/tests/eqr_integration_train" --gtest_brief=1 --gtest_filter='TrainDistributed.*'
   echo "== tsan: whole run $(( $(date +%s) - t0 )) s"
 fi

@@ -1,6 +1,8 @@
-// `eqr bench <what>`: benchmarks that validate correctness first, then time, and print figures (never part
-// of ctest). Other areas add their own `bench` subcommands through register_bench_<area>. This file holds the
-// model benchmarks, which share their options, setup and report (docs/performance.md):
+// `eqr bench <case>`: benchmarks that validate correctness first, then time, and print figures (never part
+// of ctest). Tasks add their own `bench` commands through the task registry (task/cli.h). This file holds the
+// model benchmarks: one harness (BenchCase, run_case) whose cases share options, setup and report
+// (docs/performance.md), each run in one of three modes as ggml's test-backend-ops: test (validate one
+// step), grad (and its gradients, or the optimiser's update), perf (both, then time; the default):
 //   bench model: one supervision step, forward+backward with a stand-in loss, and no-grad;
 //   bench train: one optimisation step exactly as `eqr train` runs it (train::TrainStep);
 //   bench eval:  one step of the evaluation runner (infer::run) at breadth R.
@@ -12,6 +14,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <numeric>
 #include <optional>
@@ -36,6 +39,8 @@
 #include "eqr/model/eqr_model.h"
 #include "eqr/model/init.h"
 #include "eqr/task/task.h"
+#include "eqr/train/adam_atan2.h"
+#include "eqr/train/ema.h"
 #include "eqr/train/train_step.h"
 #include "eqr/train/trainer.h"
 
@@ -85,7 +90,7 @@ BenchContext make_context(const BenchArgs& a) {
   c.device = resolve_device(a.device.empty() ? c.run.device : a.device);
   set_num_threads(a.threads >= 0 ? a.threads : c.run.num_threads);
   seed_torch(a.seed);
-  c.model = model::EqrModel(model::EqrModelOptions{c.run.arch});
+  c.model = model::EqrModel(model::EqrModelOptions(c.run.arch, c.run.compute));
   c.model->to(c.device);
   return c;
 }
@@ -207,7 +212,7 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
     for (const auto& p : c.model->named_parameters()) {
       if (p.key().find("mlp.gate_up_proj.weight") != std::string::npos) n = p.value().size(0);
     }
-    peak = measure_gemm_peak(c.device, rows * arch.seq_len, arch.hidden_size, n, 1.0, parse_cpu_gemm(arch.cpu_gemm));
+    peak = measure_gemm_peak(c.device, rows * arch.seq_len, arch.hidden_size, n, 1.0, parse_cpu_gemm(c.run.compute.cpu_gemm));
   }
   const double peak_gflops =
       peak ? (dtype == torch::kBFloat16 ? peak->bf16_gflops : peak->fp32_gflops) : std::nan("");
@@ -225,7 +230,7 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
               {"cpu", cpu_summary()},
               {"cpu_model", cpu_features().model},
               {"bf16_path", bf16_path_name(device_has_native_bf16(c.device))},
-              {"fp32_gemm", fp32_gemm_name(c.device, arch.cpu_gemm)},
+              {"fp32_gemm", fp32_gemm_name(c.device, c.run.compute.cpu_gemm)},
               {"forward_dtype", dtype_name(dtype)},
               {"threads", torch::get_num_threads()},
               {"blas", blas_kind()},
@@ -267,7 +272,7 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
   std::printf("config %s\n", config_summary(a).c_str());
   std::printf("cpu %s\n", cpu_summary().c_str());
   std::printf("device %s, forward dtype %s (float32 GEMM: %s), threads %s, batch %lld, %lld params, %lld blocks/step, git %s\n",
-              c.device.str().c_str(), dtype_name(dtype).c_str(), fp32_gemm_name(c.device, arch.cpu_gemm).c_str(), thread_summary().c_str(), static_cast<long long>(a.batch),
+              c.device.str().c_str(), dtype_name(dtype).c_str(), fp32_gemm_name(c.device, c.run.compute.cpu_gemm).c_str(), thread_summary().c_str(), static_cast<long long>(a.batch),
               static_cast<long long>(c.model->num_parameters()), static_cast<long long>(blocks), git_sha().c_str());
   for (const auto& line : extra) std::printf("%s\n", line.c_str());
   std::printf("%-18s %10s %10s %12s %13s %10s %11s %9s %7s\n", "mode", "ms/step", "min ms", "cpu ms/step",
@@ -293,7 +298,51 @@ void print_report(const std::string& bench, const BenchArgs& a, BenchContext& c,
   if (rss >= 0) std::printf("peak RSS %.0f MiB\n", rss);
 }
 
-// ---- bench model ----------------------------------------------------------------------------------
+// ---- the harness: one case struct, three modes (as ggml's test-backend-ops) --------------------------
+
+/// test: validate what the case times (shapes, finite outputs; RuntimeError naming the failure) and stop;
+/// grad: test, then the gradient or update check of the case; perf (default): test, grad, then time.
+enum class BenchMode { kTest, kGrad, kPerf };
+
+BenchMode parse_bench_mode(const std::string& name) {
+  if (name == "test") return BenchMode::kTest;
+  if (name == "grad") return BenchMode::kGrad;
+  if (name == "perf") return BenchMode::kPerf;
+  EQR_FAIL(UsageError, "--mode '", name, "': expected test, grad or perf");
+}
+
+/// One benchmark case. Its functions share the case's state (captured by them) and run in this order.
+struct BenchCase {
+  std::string name;                               ///< "model", "train", "eval"
+  std::function<void()> test;                     ///< validation of one step
+  std::function<void()> grad;                     ///< gradients present and finite / the update applied; may be empty
+  std::function<std::vector<TimedMode>()> perf;   ///< the timed modes
+  std::vector<std::string> lines;                 ///< what it times (table)
+  Json json;                                      ///< the same as JSON keys
+};
+
+/// Runs `k` in `mode` and prints its report: the timed table or JSON line (perf), or what was checked.
+void run_case(const BenchCase& k, BenchMode mode, const BenchArgs& a, BenchContext& c) {
+  k.test();
+  if (mode != BenchMode::kTest && k.grad) k.grad();
+  if (mode == BenchMode::kPerf) {
+    print_report(k.name, a, c, k.perf(), k.lines, k.json);
+    return;
+  }
+  const char* checked = mode == BenchMode::kTest ? "test" : k.grad ? "test+grad" : "test (no gradient check)";
+  if (a.json) {
+    std::cout << Json{{"bench", k.name}, {"mode", mode == BenchMode::kTest ? "test" : "grad"}, {"checked", checked},
+                      {"passed", true}, {"device", c.device.str()}, {"forward_dtype", dtype_name(c.model->forward_dtype())},
+                      {"batch", a.batch}, {"seed", a.seed}, {"git_sha", git_sha()}, {"config", config_summary(a)}}
+                     .dump()
+              << std::endl;
+  } else {
+    std::printf("bench %s: %s passed (%s, forward dtype %s, batch %lld)\n", k.name.c_str(), checked,
+                c.device.str().c_str(), dtype_name(c.model->forward_dtype()).c_str(), static_cast<long long>(a.batch));
+  }
+}
+
+// ---- case model: one supervision step, forward+backward (stand-in loss) and no-grad -------------------
 
 /// A stand-in training loss: token cross-entropy (float32) + BCE of q_halt against "row correct".
 at::Tensor bench_loss(const dynamics::StepOutput& out, const at::Tensor& labels) {
@@ -303,110 +352,130 @@ at::Tensor bench_loss(const dynamics::StepOutput& out, const at::Tensor& labels)
   return lm + 0.5 * torch::nn::functional::binary_cross_entropy_with_logits(out.q_halt_logits, correct);
 }
 
-void run_bench_model(const BenchArgs& a) {
-  BenchContext c = make_context(a);
+BenchCase model_case(const BenchArgs& a, BenchContext& c) {
+  struct State {
+    at::Generator gen;
+    dynamics::Batch batch;
+    dynamics::Carry carry;
+    std::optional<dynamics::StepOutput> checked;  // the validation step, for the gradient check
+  };
+  auto s = std::make_shared<State>();
   auto& m = c.model;
   const auto& arch = c.run.arch;
-  auto gen = model::make_generator(c.device, derive_seed(a.seed, stream_id("bench-noise")));
-  const dynamics::Batch batch = random_batch(arch, a.batch, a.seed, c.device);
-
-  // Validate first: shapes, finite outputs and finite gradients of a training step.
-  m->train();
-  dynamics::Carry carry = dynamics::initial_carry(m, batch);
-  {
-    auto out = dynamics::step(m, carry, batch, gen);
+  s->gen = model::make_generator(c.device, derive_seed(a.seed, stream_id("bench-noise")));
+  s->batch = random_batch(arch, a.batch, a.seed, c.device);
+  BenchCase k;
+  k.name = "model";
+  k.test = [s, &m, &arch, &a] {
+    m->train();
+    s->carry = dynamics::initial_carry(m, s->batch);
+    auto out = dynamics::step(m, s->carry, s->batch, s->gen);
     EQR_CHECK(out.logits.sizes() == at::IntArrayRef({a.batch, arch.seq_len, arch.vocab_size}), RuntimeError,
               "bench model: logits ", out.logits.sizes(), " have the wrong shape");
     EQR_CHECK(torch::isfinite(out.logits).all().item<bool>() && torch::isfinite(out.residual).all().item<bool>(),
               RuntimeError, "bench model: non-finite logits or residual in the validation step");
-    bench_loss(out, out.carry.data.labels.to(torch::kLong)).backward();
+    s->checked = out;
+    s->carry = out.carry;
+  };
+  k.grad = [s, &m] {
+    bench_loss(*s->checked, s->checked->carry.data.labels.to(torch::kLong)).backward();
     for (const auto& p : m->named_parameters()) {
       EQR_CHECK(p.value().grad().defined() && torch::isfinite(p.value().grad()).all().item<bool>(), RuntimeError,
                 "bench model: gradient of ", p.key(), " missing or non-finite");
     }
-    carry = out.carry;
-  }
-
-  // After the validation step no row is halted (no halting rule runs here): the timed steps say so, and
-  // skip the reset's nonzero() (a device->host sync that would be timed too).
-  dynamics::StepOptions timed;
-  timed.resets = dynamics::Resets::kNone;
-  const auto train_step = [&] {
-    for (auto& p : m->parameters()) p.mutable_grad() = at::Tensor();
-    auto out = dynamics::step(m, carry, batch, gen, timed);
-    bench_loss(out, out.carry.data.labels.to(torch::kLong)).backward();
-    carry = out.carry;
   };
-  const Timing train = time_it(a.warmup, a.iters, c.device, train_step);
-
-  m->eval();
-  const auto eval_step = [&] {
-    torch::NoGradGuard no_grad;
-    carry = dynamics::step(m, carry, batch, gen, timed).carry;
+  k.perf = [s, &m, &a, &c] {
+    s->checked.reset();
+    // After the validation step no row is halted (no halting rule runs here): the timed steps say so, and
+    // skip the reset's nonzero() (a device->host sync that would be timed too).
+    dynamics::StepOptions timed;
+    timed.resets = dynamics::Resets::kNone;
+    m->train();
+    const Timing train = time_it(a.warmup, a.iters, c.device, [&] {
+      for (auto& p : m->parameters()) p.mutable_grad() = at::Tensor();
+      auto out = dynamics::step(m, s->carry, s->batch, s->gen, timed);
+      bench_loss(out, out.carry.data.labels.to(torch::kLong)).backward();
+      s->carry = out.carry;
+    });
+    m->eval();
+    const Timing eval = time_it(a.warmup, a.iters, c.device, [&] {
+      torch::NoGradGuard no_grad;
+      s->carry = dynamics::step(m, s->carry, s->batch, s->gen, timed).carry;
+    });
+    const auto flops = model::step_matmul_flops(*m, a.batch);
+    return std::vector<TimedMode>{{"train", "forward+backward", train, a.batch, flops.train},
+                                  {"eval", "no-grad (eval)", eval, a.batch, flops.eval}};
   };
-  const Timing eval = time_it(a.warmup, a.iters, c.device, eval_step);
-
-  const auto flops = model::step_matmul_flops(*m, a.batch);
-  print_report("model", a, c,
-               {{"train", "forward+backward", train, a.batch, flops.train},
-                {"eval", "no-grad (eval)", eval, a.batch, flops.eval}},
-               {"timed: one supervision step, forward+backward with a stand-in loss (no optimiser), and no-grad"},
-               Json{{"timed", "supervision step: forward+backward (stand-in loss), no-grad"}});
+  k.lines = {"timed: one supervision step, forward+backward with a stand-in loss (no optimiser), and no-grad"};
+  k.json = Json{{"timed", "supervision step: forward+backward (stand-in loss), no-grad"}};
+  return k;
 }
 
-// ---- bench train ----------------------------------------------------------------------------------
+// ---- case train: one optimisation step as `eqr train` runs it (train::TrainStep) ----------------------
 
-void run_bench_train(const BenchArgs& a) {
-  BenchContext c = make_context(a);
+BenchCase train_case(const BenchArgs& a, BenchContext& c) {
+  struct State {
+    std::unique_ptr<train::AdamATan2> optimizer;
+    std::unique_ptr<train::Ema> ema;
+    std::unique_ptr<train::TrainStep> step;
+    at::Generator gen;
+    dynamics::Batch batch;
+    dynamics::Carry carry;
+    std::vector<at::Tensor> before;  // parameters before the validation step
+  };
+  auto s = std::make_shared<State>();
   auto& m = c.model;
   const auto& arch = c.run.arch;
   const auto& tc = c.run.train;
   m->train();
-  auto optimizer = train::make_optimizer(m, tc);
-  auto ema = train::make_ema(m, tc);
+  s->optimizer = train::make_optimizer(m, tc);
+  s->ema = train::make_ema(m, tc);
   train::TrainStepOptions options = train::TrainStepOptions::from(c.run);
   options.global_batch_size = a.batch;  // one process: the batch is the global batch
-  train::TrainStep step(m, *optimizer, ema.get(), options);
-  at::Generator gen = train::training_generator(c.device, a.seed, 0);
-  const dynamics::Batch batch = random_batch(arch, a.batch, a.seed, c.device);
-  dynamics::Carry carry = dynamics::initial_carry(m, batch);  // all rows halted: the first step loads them
-  const double lr = tc.lr;                                     // the schedule's value after warm-up
-
-  // Validate first: shapes, a finite loss, finite parameters, and an update that changed them.
-  {
-    std::vector<at::Tensor> before;
-    for (const auto& p : m->parameters()) before.push_back(p.detach().clone());
-    const train::TrainStepResult r = step.run(carry, batch, gen, lr);
+  s->step = std::make_unique<train::TrainStep>(m, *s->optimizer, s->ema.get(), options);
+  s->gen = train::training_generator(c.device, a.seed, 0);
+  s->batch = random_batch(arch, a.batch, a.seed, c.device);
+  s->carry = dynamics::initial_carry(m, s->batch);  // all rows halted: the first step loads them
+  const double lr = tc.lr;                            // the schedule's value after warm-up
+  BenchCase k;
+  k.name = "train";
+  k.test = [s, &m, &arch, &a, lr] {
+    s->before.clear();
+    for (const auto& p : m->parameters()) s->before.push_back(p.detach().clone());
+    const train::TrainStepResult r = s->step->run(s->carry, s->batch, s->gen, lr);
     EQR_CHECK(r.out.logits.sizes() == at::IntArrayRef({a.batch, arch.seq_len, arch.vocab_size}), RuntimeError,
               "bench train: logits ", r.out.logits.sizes(), " have the wrong shape");
     EQR_CHECK(std::isfinite(r.total.item<double>()), RuntimeError, "bench train: non-finite loss ",
               r.total.item<double>(), " in the validation step");
+  };
+  k.grad = [s, &m, lr] {
     bool changed = false;
     const auto params = m->named_parameters();
     for (size_t i = 0; i < params.size(); ++i) {
       EQR_CHECK(torch::isfinite(params[i].value()).all().item<bool>(), RuntimeError, "bench train: parameter ",
                 params[i].key(), " is non-finite after the validation step");
-      changed = changed || !torch::equal(before[i], params[i].value());
+      changed = changed || !torch::equal(s->before[i], params[i].value());
     }
     EQR_CHECK(changed || lr == 0.0, RuntimeError, "bench train: the optimiser step changed no parameter");
-  }
-
-  const Timing t = time_it(a.warmup, a.iters, c.device, [&] { step.run(carry, batch, gen, lr); });
-  const auto flops = model::step_matmul_flops(*m, a.batch);
+  };
+  k.perf = [s, &m, &a, &c, lr] {
+    const Timing t = time_it(a.warmup, a.iters, c.device, [&] { s->step->run(s->carry, s->batch, s->gen, lr); });
+    return std::vector<TimedMode>{{"train", "train step", t, a.batch, model::step_matmul_flops(*m, a.batch).train}};
+  };
   const std::string clip = tc.grad_clip_norm ? std::to_string(*tc.grad_clip_norm) : std::string("off");
-  print_report("train", a, c, {{"train", "train step", t, a.batch, flops.train}},
-               {"timed: one optimisation step as `eqr train` runs it (supervision step with resets, halting, " +
-                tc.loss_type + ", backward, clip " + clip + ", AdamATan2, EMA " + (tc.ema ? "on" : "off") +
-                "; lr " + std::to_string(lr) + ", one random batch, no data loading)"},
-               Json{{"timed", "optimisation step (train::TrainStep)"},
-                    {"loss_type", tc.loss_type},
-                    {"grad_clip_norm", tc.grad_clip_norm ? Json(*tc.grad_clip_norm) : Json()},
-                    {"ema", tc.ema},
-                    {"gradient_checkpoint", tc.gradient_checkpoint},
-                    {"lr", lr}});
+  k.lines = {"timed: one optimisation step as `eqr train` runs it (supervision step with resets, halting, " +
+             tc.loss_type + ", backward, clip " + clip + ", AdamATan2, EMA " + (tc.ema ? "on" : "off") + "; lr " +
+             std::to_string(lr) + ", one random batch, no data loading)"};
+  k.json = Json{{"timed", "optimisation step (train::TrainStep)"},
+                {"loss_type", tc.loss_type},
+                {"grad_clip_norm", tc.grad_clip_norm ? Json(*tc.grad_clip_norm) : Json()},
+                {"ema", tc.ema},
+                {"gradient_checkpoint", tc.gradient_checkpoint},
+                {"lr", lr}};
+  return k;
 }
 
-// ---- bench eval -----------------------------------------------------------------------------------
+// ---- case eval: one step of the evaluation runner (infer::run) at breadth R --------------------------
 
 /// B puzzles for the runner: random tokens (labels in the digit range), or puzzles of the config's task
 /// generator (data.task; its board must match arch.seq_len).
@@ -441,53 +510,64 @@ void check_runner_results(const std::vector<infer::PuzzleResult>& results, int64
   }
 }
 
-void run_bench_eval(const BenchArgs& a, int64_t breadth, bool generated) {
-  BenchContext c = make_context(a);
-  auto& m = c.model;
-  const infer::PuzzleSet puzzles = bench_puzzles(c.run, a.batch, a.seed, generated);
+BenchCase eval_case(const BenchArgs& a, BenchContext& c, int64_t breadth, bool generated) {
+  auto puzzles = std::make_shared<const infer::PuzzleSet>(bench_puzzles(c.run, a.batch, a.seed, generated));
   // One batch of B puzzles x R trajectories, fixed depth (the reference's evaluation), read at the last step.
-  infer::RunnerOptions ro;
-  ro.breadth = breadth;
-  ro.batch_puzzles = a.batch;
-  ro.seed = a.seed;
-  ro.convergence_window = c.run.eval.convergence_window;
-
-  // Validate first: a 2-step run gives finite, complete results.
-  ro.depths = {2};
-  ro.normalise();
-  check_runner_results(infer::run_all(m, puzzles, ro), a.batch, breadth, 2);
-
-  // Timed run: steps 2+warmup .. 1+warmup+iters, each from the end of the step before (after its host reads)
-  // to its own end. Step 1 (no start mark) and the last step (the results' read-out) are not timed.
+  auto ro = std::make_shared<infer::RunnerOptions>();
+  ro->breadth = breadth;
+  ro->batch_puzzles = a.batch;
+  ro->seed = a.seed;
+  ro->convergence_window = c.run.eval.convergence_window;
+  auto& m = c.model;
   const int64_t depth = 2 + a.warmup + a.iters;
-  std::vector<double> mark(static_cast<size_t>(depth + 1), 0.0);
-  std::vector<std::clock_t> cpu(static_cast<size_t>(depth + 1), 0);
-  ro.depths = {depth};
-  ro.normalise();
-  ro.on_step = [&](int64_t t) {
-    synchronize(c.device);
-    mark[static_cast<size_t>(t)] = now_ms();
-    cpu[static_cast<size_t>(t)] = std::clock();
+  BenchCase k;
+  k.name = "eval";
+  k.test = [puzzles, ro, &m, &a, breadth] {  // a 2-step run gives finite, complete results
+    ro->depths = {2};
+    ro->normalise();
+    check_runner_results(infer::run_all(m, *puzzles, *ro), a.batch, breadth, 2);
   };
-  infer::RunSummary summary;
-  check_runner_results(infer::run_all(m, puzzles, ro, &summary), a.batch, breadth, depth);
-  EQR_CHECK(summary.batch_steps == depth, RuntimeError, "bench eval: the runner took ", summary.batch_steps,
-            " batch steps, expected ", depth);
-  std::vector<double> ms;
-  const size_t first = static_cast<size_t>(2 + a.warmup), last = static_cast<size_t>(1 + a.warmup + a.iters);
-  for (size_t i = first; i <= last; ++i) ms.push_back(mark[i] - mark[i - 1]);
-  const Timing t = summarize(ms, cpu[last] - cpu[first - 1]);
-
+  k.perf = [puzzles, ro, &m, &a, &c, breadth, depth] {
+    // Steps 2+warmup .. 1+warmup+iters, each from the end of the step before (after its host reads) to its own
+    // end. Step 1 (no start mark) and the last step (the results' read-out) are not timed.
+    std::vector<double> mark(static_cast<size_t>(depth + 1), 0.0);
+    std::vector<std::clock_t> cpu(static_cast<size_t>(depth + 1), 0);
+    ro->depths = {depth};
+    ro->normalise();
+    ro->on_step = [&](int64_t t) {
+      synchronize(c.device);
+      mark[static_cast<size_t>(t)] = now_ms();
+      cpu[static_cast<size_t>(t)] = std::clock();
+    };
+    infer::RunSummary summary;
+    check_runner_results(infer::run_all(m, *puzzles, *ro, &summary), a.batch, breadth, depth);
+    ro->on_step = nullptr;
+    EQR_CHECK(summary.batch_steps == depth, RuntimeError, "bench eval: the runner took ", summary.batch_steps,
+              " batch steps, expected ", depth);
+    std::vector<double> ms;
+    const size_t first = static_cast<size_t>(2 + a.warmup), last = static_cast<size_t>(1 + a.warmup + a.iters);
+    for (size_t i = first; i <= last; ++i) ms.push_back(mark[i] - mark[i - 1]);
+    const int64_t rows = a.batch * breadth;
+    return std::vector<TimedMode>{
+        {"eval", "eval step", summarize(ms, cpu[last] - cpu[first - 1]), rows, model::step_matmul_flops(*m, rows).eval}};
+  };
   const int64_t rows = a.batch * breadth;
-  const auto flops = model::step_matmul_flops(*m, rows);
-  print_report("eval", a, c, {{"eval", "eval step", t, rows, flops.eval}},
-               {"timed: one step of the evaluation runner (fixed depth " + std::to_string(depth) + ", breadth " +
-                std::to_string(breadth) + ", " + std::to_string(rows) + " rows, " + puzzles.origin +
-                "): dynamics step + per-row reads (argmax, exact, cells, convergence)"},
-               Json{{"timed", "evaluation runner step (infer::run)"},
-                    {"breadth", breadth},
-                    {"puzzles", puzzles.origin},
-                    {"runner_depth", depth}});
+  k.lines = {"timed: one step of the evaluation runner (fixed depth " + std::to_string(depth) + ", breadth " +
+             std::to_string(breadth) + ", " + std::to_string(rows) + " rows, " + puzzles->origin +
+             "): dynamics step + per-row reads (argmax, exact, cells, convergence)"};
+  k.json = Json{{"timed", "evaluation runner step (infer::run)"},
+                {"breadth", breadth},
+                {"puzzles", puzzles->origin},
+                {"runner_depth", depth}};
+  return k;
+}
+
+/// `eqr bench <case>`: the context (config, device, model), the case, and its mode.
+void run_bench(const BenchArgs& a, const std::string& mode,
+               const std::function<BenchCase(const BenchArgs&, BenchContext&)>& make) {
+  const BenchMode m = parse_bench_mode(mode);
+  BenchContext c = make_context(a);
+  run_case(make(a, c), m, a, c);
 }
 
 }  // namespace
@@ -495,29 +575,42 @@ void run_bench_eval(const BenchArgs& a, int64_t breadth, bool generated) {
 void register_bench(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Benchmarks: print measured figures (a table, or JSON with --json)");
   bench->require_subcommand(1);
+  const auto add_mode = [](CLI::App* cmd, std::string& mode) {
+    cmd->add_option("--mode", mode, "test (validate one step), grad (and its gradients or update), perf (both, then time)")
+        ->check(CLI::IsMember({"test", "grad", "perf"}))
+        ->capture_default_str();
+  };
   {
     auto a = std::make_shared<BenchArgs>();
+    auto mode = std::make_shared<std::string>("perf");
     auto* cmd = bench->add_subcommand(
         "model", "Time one supervision step (forward+backward, and no-grad) of a config after validating it");
     add_bench_options(cmd, *a, "Rows B");
-    cmd->callback([a] { run_bench_model(*a); });
+    add_mode(cmd, *mode);
+    cmd->callback([a, mode] { run_bench(*a, *mode, model_case); });
   }
   {
     auto a = std::make_shared<BenchArgs>();
+    auto mode = std::make_shared<std::string>("perf");
     auto* cmd = bench->add_subcommand(
         "train", "Time one training step as `eqr train` runs it (step, halting, loss, backward, clip, AdamATan2, EMA)");
     add_bench_options(cmd, *a, "Rows B (the global batch of one process)");
-    cmd->callback([a] { run_bench_train(*a); });
+    add_mode(cmd, *mode);
+    cmd->callback([a, mode] { run_bench(*a, *mode, train_case); });
   }
   {
     auto a = std::make_shared<BenchArgs>();
+    auto mode = std::make_shared<std::string>("perf");
     auto breadth = std::make_shared<int64_t>(1);
     auto generated = std::make_shared<bool>(false);
     auto* cmd = bench->add_subcommand("eval", "Time one step of the evaluation runner at breadth R");
     add_bench_options(cmd, *a, "Puzzles B (rows = B x breadth)");
+    add_mode(cmd, *mode);
     cmd->add_option("--breadth", *breadth, "Trajectories per puzzle R")->capture_default_str()->check(CLI::PositiveNumber);
     cmd->add_flag("--generated", *generated, "Puzzles from eqr's generator on the config's board (default: random tokens)");
-    cmd->callback([a, breadth, generated] { run_bench_eval(*a, *breadth, *generated); });
+    cmd->callback([a, mode, breadth, generated] {
+      run_bench(*a, *mode, [&](const BenchArgs& args, BenchContext& c) { return eval_case(args, c, *breadth, *generated); });
+    });
   }
 }
 

@@ -18,9 +18,9 @@ namespace eqr::app {
 
 std::string arch_summary(const config::ArchConfig& a) {
   std::ostringstream os;
-  os << "variant " << a.variant << ", " << (a.mlp_t ? "mlp_t" : "attention") << ", D " << a.hidden_size << ", S "
+  os << "variant " << config::name_of(a.variant) << ", " << (a.mlp_t ? "mlp_t" : "attention") << ", D " << a.hidden_size << ", S "
      << a.seq_len << ", V " << a.vocab_size << ", l_layers " << a.l_layers << ", h_cycles " << a.h_cycles
-     << ", l_cycles " << a.l_cycles << ", lambda " << a.lambda << ", noise " << a.noise_scale << ", init " << a.init;
+     << ", l_cycles " << a.l_cycles << ", lambda " << a.lambda << ", noise " << a.noise_scale << ", init " << config::name_of(a.init);
   return os.str();
 }
 

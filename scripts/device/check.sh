@@ -123,7 +123,7 @@ if [ $BUILD_RC -eq 0 ]; then
     [ "$variant" = attention ] && extra=(--set arch.mlp_t=false)
     # bench model --json prints one JSON object (one line) on stdout; logs go to stderr.
     timeout -k 20 120 "$BUILD/eqr" bench model -c configs/sudoku_extreme.yaml --device "$DEVICE" -b "$BATCH" --iters 10 \
-      --warmup 3 --set arch.forward_dtype=bfloat16 --set arch.reduced_precision_on_cpu=true "${extra[@]}" --json \
+      --warmup 3 --set compute.forward_dtype=bfloat16 --set compute.reduced_precision_on_cpu=true "${extra[@]}" --json \
       > "$OUT/bench_$variant.json" 2> "$OUT/bench_$variant.out"
     cat "$OUT/bench_$variant.out" "$OUT/bench_$variant.json"
   done

@@ -5,6 +5,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "eqr/config/load.h"
 #include "eqr/core/error.h"
@@ -59,8 +60,16 @@ Rule one_of(std::vector<std::string> c) { Rule r; r.choices = std::move(c); retu
 // ---- the tables: one call per knob, in struct order ----
 
 template <class V>
+void fields(V& v, ComputeConfig& c) {
+  v("forward_dtype", c.forward_dtype, one_of({"bfloat16", "float32", "float16"}));
+  v("reduced_precision_on_cpu", c.reduced_precision_on_cpu, any());
+  v("fused_kernels", c.fused_kernels, any());
+  v("cpu_gemm", c.cpu_gemm, one_of({"auto", "onednn", "torch"}));
+}
+
+template <class V>
 void fields(V& v, ArchConfig& c) {
-  v("variant", c.variant, one_of({"eqr", "trm", "feedforward"}));
+  v("variant", c.variant, any());  // enum: its names come from enum_names
   v("hidden_size", c.hidden_size, at_least(1));
   v("num_heads", c.num_heads, at_least(1));
   v("expansion", c.expansion, positive());
@@ -76,13 +85,9 @@ void fields(V& v, ArchConfig& c) {
   v("rope_theta", c.rope_theta, positive());
   v("lambda", c.lambda, closed(0, 1));
   v("noise_scale", c.noise_scale, at_least(0));
-  v("init", c.init, one_of({"random", "fixed"}));
+  v("init", c.init, any());
   v("h_init_std", c.h_init_std, at_least(0));
   v("l_init_std", c.l_init_std, at_least(0));
-  v("forward_dtype", c.forward_dtype, one_of({"bfloat16", "float32", "float16"}));
-  v("reduced_precision_on_cpu", c.reduced_precision_on_cpu, any());
-  v("fused_kernels", c.fused_kernels, any());
-  v("cpu_gemm", c.cpu_gemm, one_of({"auto", "onednn", "torch"}));
   v("rms_norm_eps", c.rms_norm_eps, positive());
   v("q_head_bias_init", c.q_head_bias_init, any());
   v("vocab_size", c.vocab_size, at_least(3));
@@ -92,7 +97,7 @@ void fields(V& v, ArchConfig& c) {
 template <class V>
 void fields(V& v, DataConfig& c) {
   v("task", c.task, any());  // the task registry checks the name (task::make_task)
-  v("source", c.source, one_of({"generated", "csv", "built"}));
+  v("source", c.source, any());
   v("data_path", c.data_path, any());
   v("train_csv", c.train_csv, any());
   v("test_csv", c.test_csv, any());
@@ -167,10 +172,73 @@ void fields(V& v, RunConfig& c) {
   v("device", c.device, any());
   v("num_threads", c.num_threads, at_least(0));
   v.section("arch", c.arch);
+  v.section("compute", c.compute);
   v.section("data", c.data);
   v.section("train", c.train);
   v.section("eval", c.eval);
 }
+
+// ---- keys that moved to another section: the value goes along (a user's config is told the new name) ----
+
+struct MovedKey {
+  const char* from;  // dotted
+  const char* to;
+};
+
+const MovedKey kMovedKeys[] = {
+    {"arch.forward_dtype", "compute.forward_dtype"},
+    {"arch.reduced_precision_on_cpu", "compute.reduced_precision_on_cpu"},
+    {"arch.fused_kernels", "compute.fused_kernels"},
+    {"arch.cpu_gemm", "compute.cpu_gemm"},
+};
+
+std::pair<std::string, std::string> split_key(const char* dotted) {
+  const std::string s(dotted);
+  const size_t dot = s.find('.');
+  return {s.substr(0, dot), s.substr(dot + 1)};
+}
+
+// Moves the keys of kMovedKeys in `tree` to their new place (a value already there wins) or refuses them.
+Tree with_moved_keys(const Tree& tree, RemovedKeys removed) {
+  Tree out = tree;
+  std::string moved;  // one warning line for all of them
+  for (const auto& m : kMovedKeys) {
+    const auto [from_section, from_key] = split_key(m.from);
+    if (!out.is_object() || !out.contains(from_section) || !out[from_section].is_object() ||
+        !out[from_section].contains(from_key)) {
+      continue;
+    }
+    EQR_CHECK(removed != RemovedKeys::kError, ConfigError, "config key '", m.from, "' moved to '", m.to,
+              "' (how a run computes, not what the model is); rename it");
+    const auto [to_section, to_key] = split_key(m.to);
+    if (!out.contains(to_section) || !out[to_section].is_object()) out[to_section] = Tree::object();
+    const bool both = out[to_section].contains(to_key);
+    if (!both) out[to_section][to_key] = out[from_section][from_key];
+    out[from_section].erase(from_key);
+    moved += std::string(moved.empty() ? "" : ", ") + m.from + " -> " + m.to + (both ? " (set too, and wins)" : "");
+  }
+  if (!moved.empty()) logger()->warn("config keys of an older eqr moved: {}", moved);
+  return out;
+}
+
+// ---- enum names: the order of each enum's values ----
+
+}  // namespace
+
+const std::vector<std::string>& enum_names(Variant) {
+  static const std::vector<std::string> names = {"eqr", "trm", "feedforward"};
+  return names;
+}
+const std::vector<std::string>& enum_names(StateInit) {
+  static const std::vector<std::string> names = {"random", "fixed"};
+  return names;
+}
+const std::vector<std::string>& enum_names(DataSource) {
+  static const std::vector<std::string> names = {"generated", "csv", "built"};
+  return names;
+}
+
+namespace {
 
 // ---- keys eqr no longer has: a clear error instead of "unknown key" (or a warning for stored configs) ----
 
@@ -283,6 +351,16 @@ class Reader {
     f = j.get<std::string>();
     if (!r.accepts(f)) bad_value(key, j, r.describe());
   }
+  template <class E>
+  static std::enable_if_t<std::is_enum_v<E>> read(const std::string& key, const Tree& j, E& f, const Rule&) {
+    const auto& names = enum_names(E{});
+    std::string expected = "one of";
+    for (size_t i = 0; i < names.size(); ++i) expected += (i ? ", " : " ") + names[i];
+    if (!j.is_string()) bad_value(key, j, expected);
+    const auto it = std::find(names.begin(), names.end(), j.get<std::string>());
+    if (it == names.end()) bad_value(key, j, expected);
+    f = static_cast<E>(it - names.begin());
+  }
   template <class T>
   static void read(const std::string& key, const Tree& j, std::optional<T>& f, const Rule& r) {
     if (j.is_null()) {
@@ -369,7 +447,11 @@ class Writer {
  private:
   template <class T>
   static Tree value(const T& x) {
-    return Tree(x);
+    if constexpr (std::is_enum_v<T>) {
+      return Tree(name_of(x));
+    } else {
+      return Tree(x);
+    }
   }
   template <class T>
   static Tree value(const std::optional<T>& x) {
@@ -400,18 +482,24 @@ Tree write_struct(const S& s) {
 
 // Equality through the tables: two structs are equal when every knob is.
 bool operator==(const ArchConfig& a, const ArchConfig& b) { return write_struct(a) == write_struct(b); }
+bool operator==(const ComputeConfig& a, const ComputeConfig& b) { return write_struct(a) == write_struct(b); }
 bool operator==(const DataConfig& a, const DataConfig& b) { return write_struct(a) == write_struct(b); }
 bool operator==(const TrainConfig& a, const TrainConfig& b) { return write_struct(a) == write_struct(b); }
 bool operator==(const EvalConfig& a, const EvalConfig& b) { return write_struct(a) == write_struct(b); }
 bool operator==(const RunConfig& a, const RunConfig& b) { return write_struct(a) == write_struct(b); }
 
 RunConfig from_json(const Tree& tree, RemovedKeys removed) {
-  RunConfig c = read_struct<RunConfig>(tree, "", removed);
+  RunConfig c = read_struct<RunConfig>(with_moved_keys(tree, removed), "", removed);
   validate(c);
   return c;
 }
 
-ArchConfig arch_from_json(const Tree& tree) { return read_struct<ArchConfig>(tree, "arch."); }
+ArchConfig arch_from_json(const Tree& tree) {
+  // An older eqr's arch held the compute keys too: they are dropped here (ArchConfig has none).
+  Tree whole = Tree::object();
+  whole["arch"] = tree;
+  return read_struct<ArchConfig>(with_moved_keys(whole, RemovedKeys::kWarn)["arch"], "arch.");
+}
 
 std::vector<std::pair<std::string, std::string>> removed_keys() {
   std::vector<std::pair<std::string, std::string>> out;
@@ -438,7 +526,7 @@ void validate(const RunConfig& c) {
               a.board_height, ", 'arch.board_width' = ", a.board_width,
               ": rope2d needs board_height * board_width = arch.seq_len (", a.seq_len, ")");
   }
-  if (a.variant == "trm") {
+  if (a.variant == Variant::kTrm) {
     EQR_CHECK(a.lambda == 1.0 && a.noise_scale == 0.0, ConfigError, "config key 'arch.variant' = \"trm\" with ",
               "arch.lambda = ", a.lambda, " and arch.noise_scale = ", a.noise_scale,
               ": the TRM baseline has no damping and no noise; set lambda 1 and noise_scale 0 (or variant eqr)");

@@ -29,7 +29,7 @@ SgemmFn sgemm_fn() {
 void sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
            int64_t ldb, float* C, int64_t ldc) {
   const SgemmFn fn = sgemm_fn();
-  EQR_CHECK(fn != nullptr, RuntimeError, "arch.cpu_gemm = onednn, but oneDNN's dnnl_sgemm is not in this process "
+  EQR_CHECK(fn != nullptr, RuntimeError, "compute.cpu_gemm = onednn, but oneDNN's dnnl_sgemm is not in this process "
             "(this LibTorch does not load libdnnl); use cpu_gemm auto or torch");
   const int status = fn(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
   EQR_CHECK(status == 0, RuntimeError, "oneDNN sgemm (", ta, tb, " M ", M, " N ", N, " K ", K,
@@ -95,7 +95,7 @@ CpuGemm parse_cpu_gemm(const std::string& name) {
   if (name == "auto") return CpuGemm::kAuto;
   if (name == "onednn") return CpuGemm::kOneDnn;
   if (name == "torch") return CpuGemm::kTorch;
-  EQR_FAIL(ConfigError, "config key 'arch.cpu_gemm' = '", name, "': expected auto, onednn or torch");
+  EQR_FAIL(ConfigError, "config key 'compute.cpu_gemm' = '", name, "': expected auto, onednn or torch");
 }
 
 const char* cpu_gemm_name(CpuGemm g) {

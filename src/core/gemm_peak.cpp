@@ -28,7 +28,7 @@ void sync(const c10::Device& device) {
 }
 
 /// The product whose speed is measured: float32 on the CPU goes through eqr::linear (oneDNN's sgemm where
-/// the model's linear layers use it, arch.cpu_gemm = auto), everything else through torch::matmul.
+/// the model's linear layers use it, compute.cpu_gemm = auto), everything else through torch::matmul.
 at::Tensor product(const at::Tensor& a, const at::Tensor& b_t, CpuGemm gemm) {
   return linear(a, b_t, at::Tensor(), gemm);
 }

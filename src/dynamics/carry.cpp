@@ -69,7 +69,7 @@ std::pair<at::Tensor, at::Tensor> initial_states(model::EqrModel& model, int64_t
   torch::NoGradGuard no_grad;
   const auto& a = model->arch();
   const auto options = torch::TensorOptions().dtype(model->forward_dtype()).device(model->device());
-  if (a.init == "fixed") {
+  if (a.init == config::StateInit::kFixed) {
     const auto broadcast = [&](const at::Tensor& init) {
       return init.to(options).view({1, 1, a.hidden_size}).expand({n, a.seq_len, a.hidden_size}).contiguous();
     };
@@ -101,7 +101,7 @@ Carry reset_halted(model::EqrModel& model, const Carry& carry, const Batch& batc
   Carry out;
   out.z_h = carry.z_h.to(device, dtype);
   out.z_l = carry.z_l.to(device, dtype);
-  if (a.variant == "feedforward") {
+  if (a.variant == config::Variant::kFeedforward) {
     std::tie(out.z_h, out.z_l) = initial_states(model, b, gen);
   } else {
     // Only kFromCarry needs the halted rows on the host (nonzero: a device->host sync).

@@ -142,6 +142,12 @@ LoadedModel load_model(io::Checkpoint ck, const std::string& checkpoint, const c
     const auto& ref_cfg = ck.meta.contains("reference_config") ? ck.meta["reference_config"] : config::Tree();
     config::Tree arch = reference_arch_tree(ref_cfg, model_tensors.empty() ? ema_tensors : model_tensors, &out.notes);
     if (!tree.contains("arch") || !tree["arch"].is_object()) tree["arch"] = config::Tree::object();
+    // The reference's forward_dtype is how it computed, not what the model is: eqr's compute section.
+    if (arch.contains("forward_dtype")) {
+      if (!tree.contains("compute") || !tree["compute"].is_object()) tree["compute"] = config::Tree::object();
+      if (!tree["compute"].contains("forward_dtype")) tree["compute"]["forward_dtype"] = arch["forward_dtype"];
+      arch.erase("forward_dtype");
+    }
     config::merge_into(tree["arch"], arch);
     // The task's data keys the reference's arch config lacks (Sudoku: the board of seq_len).
     task::complete_imported_config(tree, &out.notes);
@@ -150,7 +156,7 @@ LoadedModel load_model(io::Checkpoint ck, const std::string& checkpoint, const c
   out.config = config::from_json(tree);
   out.task = task::make_task(out.config);  // data.task (absent in older checkpoints: sudoku) against the arch
 
-  out.model = model::EqrModel(model::EqrModelOptions(out.config.arch));
+  out.model = model::EqrModel(model::EqrModelOptions(out.config.arch, out.config.compute));
   out.model->to(device);
   const bool ema = use_ema && !ema_tensors.empty();
   out.weights = ema ? "ema" : "model";

@@ -72,7 +72,7 @@ infer::PuzzleSet load_test_puzzles(const config::RunConfig& config, const std::s
     set.origin = data_dir + "/test";
   } else {
     set = task::puzzles_from_split(the_task->load_or_build("test"), the_task, cap);
-    set.origin = "config data (" + config.data.source + ")";
+    set.origin = "config data (" + config::name_of(config.data.source) + ")";
   }
   EQR_CHECK(set.inputs.size(1) == s, DataError, set.origin, ": boards of ", set.inputs.size(1),
             " cells, the model was trained on ", s, " (arch.seq_len)");

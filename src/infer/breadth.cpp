@@ -34,7 +34,7 @@ std::pair<at::Tensor, at::Tensor> trajectory_initial_states(model::EqrModel& mod
   EQR_CHECK(puzzles.size() == inits.size(), RuntimeError, "trajectory_initial_states: ", puzzles.size(),
             " puzzles vs ", inits.size(), " init indices; expected equal counts");
   const int64_t n = static_cast<int64_t>(puzzles.size());
-  if (model->arch().init == "fixed") return dynamics::initial_states(model, n);
+  if (model->arch().init == config::StateInit::kFixed) return dynamics::initial_states(model, n);
   std::vector<at::Tensor> hs, ls;
   hs.reserve(puzzles.size());
   ls.reserve(puzzles.size());

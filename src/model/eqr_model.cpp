@@ -15,10 +15,6 @@ namespace eqr::model {
 namespace {
 
 void check_arch(const config::ArchConfig& a) {
-  EQR_CHECK(a.variant == "eqr" || a.variant == "trm" || a.variant == "feedforward", ConfigError,
-            "config key 'arch.variant' = \"", a.variant, "\": expected eqr, trm or feedforward");
-  EQR_CHECK(a.init == "random" || a.init == "fixed", ConfigError, "config key 'arch.init' = \"", a.init,
-            "\": expected random or fixed");
   EQR_CHECK(a.hidden_size > 0 && a.seq_len > 0 && a.vocab_size > 0, ConfigError,
             "config keys 'arch.hidden_size' = ", a.hidden_size, ", 'arch.seq_len' = ", a.seq_len,
             ", 'arch.vocab_size' = ", a.vocab_size, ": expected positive sizes");
@@ -26,7 +22,6 @@ void check_arch(const config::ArchConfig& a) {
             ", 'arch.l_cycles' = ", a.l_cycles, ": expected h_cycles >= 1 and l_cycles >= 0");
   EQR_CHECK(a.halt_max_steps >= 1, ConfigError, "config key 'arch.halt_max_steps' = ", a.halt_max_steps,
             ": expected >= 1");
-  parse_dtype(a.forward_dtype);
 }
 
 }  // namespace
@@ -38,6 +33,7 @@ int64_t blocks_per_step(const config::ArchConfig& arch) {
 EqrModelImpl::EqrModelImpl(const EqrModelOptions& options_) : options(options_) {
   const auto& a = options.arch();
   check_arch(a);
+  parse_dtype(options.compute().forward_dtype);
   const double embed_scale = std::sqrt(static_cast<double>(a.hidden_size));
   // Registration order = the reference's (embed_tokens, lm_head, q_head, rotary_emb, L_level, H_init, L_init).
   embed_tokens = register_module(
@@ -55,9 +51,10 @@ EqrModelImpl::EqrModelImpl(const EqrModelOptions& options_) : options(options_) 
                                           .theta(a.rope_theta)));
   }
   auto module_options = ReasoningModuleOptions::from(a);
+  module_options.block().fused(options.compute().fused_kernels);
   module_options.block().attention_kernel(options.attention_kernel());
   L_level = register_module("L_level", ReasoningModule(module_options));
-  const CpuGemm cpu_gemm = parse_cpu_gemm(a.cpu_gemm);
+  const CpuGemm cpu_gemm = parse_cpu_gemm(options.compute().cpu_gemm);
   for (const auto& m : modules(/*include_self=*/false)) {
     if (auto* linear = dynamic_cast<CastedLinearImpl*>(m.get())) linear->options.cpu_gemm(cpu_gemm);
   }
@@ -73,7 +70,7 @@ EqrModelImpl::EqrModelImpl(const EqrModelOptions& options_) : options(options_) 
 c10::Device EqrModelImpl::device() const { return embed_tokens->embedding_weight.device(); }
 
 c10::ScalarType EqrModelImpl::forward_dtype() const {
-  return forward_dtype_for(arch().forward_dtype, device(), arch().reduced_precision_on_cpu);
+  return forward_dtype_for(compute().forward_dtype, device(), compute().reduced_precision_on_cpu);
 }
 
 at::Tensor EqrModelImpl::embed(const at::Tensor& inputs) {
@@ -100,7 +97,7 @@ at::Tensor EqrModelImpl::q_logits(const at::Tensor& z_h) {
 }
 
 std::vector<std::string> EqrModelImpl::persistent_buffer_names() const {
-  if (arch().init == "fixed") return {"H_init", "L_init"};
+  if (arch().init == config::StateInit::kFixed) return {"H_init", "L_init"};
   return {};
 }
 

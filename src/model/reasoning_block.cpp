@@ -14,8 +14,7 @@ ReasoningBlockOptions ReasoningBlockOptions::from(const config::ArchConfig& arch
       .mlp_t(arch.mlp_t)
       .num_heads(arch.num_heads)
       .expansion(arch.expansion)
-      .rms_norm_eps(arch.rms_norm_eps)
-      .fused(arch.fused_kernels);
+      .rms_norm_eps(arch.rms_norm_eps);
 }
 
 ReasoningBlockImpl::ReasoningBlockImpl(const ReasoningBlockOptions& options_) : options(options_) {

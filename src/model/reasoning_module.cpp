@@ -11,7 +11,7 @@
 namespace eqr::model {
 
 ReasoningModuleOptions ReasoningModuleOptions::from(const config::ArchConfig& arch) {
-  const bool trm = arch.variant == "trm";
+  const bool trm = arch.variant == config::Variant::kTrm;
   return ReasoningModuleOptions(ReasoningBlockOptions::from(arch))
       .l_layers(arch.l_layers)
       .lambda(trm ? 1.0 : arch.lambda)

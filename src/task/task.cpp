@@ -114,7 +114,7 @@ PuzzleSet puzzles_from_split(const data::SplitData& split, std::shared_ptr<const
   set.inputs = torch::from_blob(const_cast<uint8_t*>(split.inputs.data()), {n, s}, torch::kUInt8).to(torch::kInt);
   set.labels = torch::from_blob(const_cast<uint8_t*>(split.labels.data()), {n, s}, torch::kUInt8).to(torch::kInt);
   if (split.metadata.ignore_label_id) {
-    set.labels.masked_fill_(set.labels == *split.metadata.ignore_label_id, -100);
+    set.labels.masked_fill_(set.labels == *split.metadata.ignore_label_id, data::kIgnoreLabelId);
   }
   set.origin = "split " + split.name;
   return set;

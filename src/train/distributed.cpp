@@ -375,26 +375,18 @@ void emit_lines(std::string& buf, int fd, const std::string& prefix, bool flush)
   if (!out.empty()) write_all(fd, out);
 }
 
-}  // namespace
+/// The program the ranks run: opts.exe, or this executable.
+std::string launch_executable(const LaunchOptions& opts) {
+  if (!opts.exe.empty()) return opts.exe;
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  EQR_CHECK(n > 0, RuntimeError, "launch: cannot resolve /proc/self/exe: ", std::strerror(errno));
+  return std::string(buf, static_cast<size_t>(n));
+}
 
-int launch_local(const LaunchOptions& opts) {
-  EQR_CHECK(opts.nproc >= 1 && opts.nproc <= 4096, UsageError, "launch: -n ", opts.nproc,
-            ": expected 1..4096 processes");
-  std::string exe = opts.exe;
-  if (exe.empty()) {
-    char buf[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    EQR_CHECK(n > 0, RuntimeError, "launch: cannot resolve /proc/self/exe: ", std::strerror(errno));
-    exe.assign(buf, static_cast<size_t>(n));
-  }
-  const int port = opts.master_port > 0 ? opts.master_port : find_free_port();
-
-  // argv and envp are built before fork (no allocation between fork and exec).
-  std::vector<std::string> argv_s{exe};
-  argv_s.insert(argv_s.end(), opts.args.begin(), opts.args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
+/// Each rank's environment: ours without the rendezvous variables, then RANK, LOCAL_RANK, WORLD_SIZE,
+/// LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT of that rank.
+std::vector<std::vector<std::string>> rank_environments(const LaunchOptions& opts, int port) {
   const char* overridden[] = {"RANK=", "LOCAL_RANK=", "WORLD_SIZE=", "LOCAL_WORLD_SIZE=", "MASTER_ADDR=",
                               "MASTER_PORT="};
   std::vector<std::string> base_env;
@@ -405,7 +397,6 @@ int launch_local(const LaunchOptions& opts) {
     if (!skip) base_env.push_back(kv);
   }
   std::vector<std::vector<std::string>> envs(static_cast<size_t>(opts.nproc), base_env);
-  std::vector<std::vector<char*>> envps(static_cast<size_t>(opts.nproc));
   for (int r = 0; r < opts.nproc; ++r) {
     auto& ev = envs[static_cast<size_t>(r)];
     ev.push_back("RANK=" + std::to_string(r));
@@ -414,20 +405,22 @@ int launch_local(const LaunchOptions& opts) {
     ev.push_back("LOCAL_WORLD_SIZE=" + std::to_string(opts.nproc));
     ev.push_back("MASTER_ADDR=" + opts.master_addr);
     ev.push_back("MASTER_PORT=" + std::to_string(port));
-    for (auto& kv : ev) envps[static_cast<size_t>(r)].push_back(kv.data());
-    envps[static_cast<size_t>(r)].push_back(nullptr);
   }
+  return envs;
+}
 
-  // Signals: remember, forward from the loop below.
-  g_pending_signal = 0;
-  struct sigaction sa {};
-  sa.sa_handler = eqr_launch_on_signal;
-  sigemptyset(&sa.sa_mask);
-  std::map<int, struct sigaction> previous;
-  for (int s : kForwardedSignals) {
-    struct sigaction old {};
-    ::sigaction(s, &sa, &old);
-    previous[s] = old;
+/// Forks and execs every rank. argv and envp are built before fork (no allocation between fork and exec).
+std::vector<Child> spawn_ranks(const LaunchOptions& opts, const std::string& exe,
+                               std::vector<std::vector<std::string>>& envs) {
+  std::vector<std::string> argv_s{exe};
+  argv_s.insert(argv_s.end(), opts.args.begin(), opts.args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::vector<char*>> envps(static_cast<size_t>(opts.nproc));
+  for (int r = 0; r < opts.nproc; ++r) {
+    for (auto& kv : envs[static_cast<size_t>(r)]) envps[static_cast<size_t>(r)].push_back(kv.data());
+    envps[static_cast<size_t>(r)].push_back(nullptr);
   }
   std::fflush(stdout);
   std::fflush(stderr);
@@ -475,90 +468,130 @@ int launch_local(const LaunchOptions& opts) {
       ::fcntl(c.err_fd, F_SETFD, FD_CLOEXEC);
     }
   }
+  return children;
+}
 
-  bool stopping = false;
-  auto signal_all = [&](int sig) {
-    for (auto& c : children) {
-      if (c.running) ::kill(c.pid, sig);
+/// Flushes every child's buffered output and closes its pipes.
+void flush_and_close(std::vector<Child>& children) {
+  for (auto& c : children) {
+    const std::string prefix = "[rank " + std::to_string(c.rank) + "] ";
+    emit_lines(c.out_buf, STDOUT_FILENO, prefix, true);
+    emit_lines(c.err_buf, STDERR_FILENO, prefix, true);
+    if (c.out_fd >= 0) ::close(c.out_fd);
+    if (c.err_fd >= 0) ::close(c.err_fd);
+    c.out_fd = c.err_fd = -1;
+  }
+}
+
+/// Copies what the children wrote (up to 100 ms of waiting) to our stdout/stderr, each line prefixed with its
+/// rank. Returns false when the loop should end: no pipe is left and no rank runs, or every rank exited and
+/// nothing more arrived (a leftover grandchild may hold a pipe).
+bool pump_output(std::vector<Child>& children, int running) {
+  std::vector<pollfd> fds;
+  std::vector<std::pair<Child*, bool>> owners;  // (child, is_stderr)
+  for (auto& c : children) {
+    if (c.out_fd >= 0) {
+      fds.push_back({c.out_fd, POLLIN, 0});
+      owners.emplace_back(&c, false);
     }
-  };
+    if (c.err_fd >= 0) {
+      fds.push_back({c.err_fd, POLLIN, 0});
+      owners.emplace_back(&c, true);
+    }
+  }
+  if (fds.empty() && running == 0) return false;
+  if (fds.empty()) {
+    ::usleep(50 * 1000);
+    return true;
+  }
+  const int n = ::poll(fds.data(), fds.size(), 100);
+  if (n == 0 && running == 0) {
+    flush_and_close(children);
+    return false;
+  }
+  if (n <= 0) return true;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+    auto* c = owners[i].first;
+    const bool is_err = owners[i].second;
+    char buf[65536];
+    const ssize_t got = ::read(fds[i].fd, buf, sizeof(buf));
+    if (got < 0 && errno == EINTR) continue;
+    auto& text = is_err ? c->err_buf : c->out_buf;
+    const std::string prefix = "[rank " + std::to_string(c->rank) + "] ";
+    const int dest = is_err ? STDERR_FILENO : STDOUT_FILENO;
+    if (got > 0) {
+      text.append(buf, static_cast<size_t>(got));
+      emit_lines(text, dest, prefix, false);
+    } else {
+      emit_lines(text, dest, prefix, true);
+      ::close(fds[i].fd);
+      (is_err ? c->err_fd : c->out_fd) = -1;
+    }
+  }
+  return true;
+}
+
+void signal_running(std::vector<Child>& children, int sig) {
+  for (auto& c : children) {
+    if (c.running) ::kill(c.pid, sig);
+  }
+}
+
+/// Collects the exit codes of ranks that ended; the first failure stops the others (as torchrun: they may be
+/// blocked in a collective with the dead rank). Returns how many ranks still run.
+int reap_ranks(std::vector<Child>& children, int running, bool& stopping) {
+  for (auto& c : children) {
+    if (!c.running) continue;
+    int status = 0;
+    const pid_t r = ::waitpid(c.pid, &status, WNOHANG);
+    if (r != c.pid) continue;
+    c.running = false;
+    --running;
+    c.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+    if (c.exit_code != 0 && !stopping) {
+      logger()->warn("launch: rank {} exited with code {}; stopping the other ranks", c.rank, c.exit_code);
+      stopping = true;
+      for (auto& other : children) other.stopped_by_launcher = other.running;
+      signal_running(children, SIGTERM);
+    }
+  }
+  return running;
+}
+
+}  // namespace
+
+int launch_local(const LaunchOptions& opts) {
+  EQR_CHECK(opts.nproc >= 1 && opts.nproc <= 4096, UsageError, "launch: -n ", opts.nproc,
+            ": expected 1..4096 processes");
+  const std::string exe = launch_executable(opts);
+  const int port = opts.master_port > 0 ? opts.master_port : find_free_port();
+  std::vector<std::vector<std::string>> envs = rank_environments(opts, port);
+
+  // Signals: remember, forward from the loop below.
+  g_pending_signal = 0;
+  struct sigaction sa {};
+  sa.sa_handler = eqr_launch_on_signal;
+  sigemptyset(&sa.sa_mask);
+  std::map<int, struct sigaction> previous;
+  for (int s : kForwardedSignals) {
+    struct sigaction old {};
+    ::sigaction(s, &sa, &old);
+    previous[s] = old;
+  }
+
+  std::vector<Child> children = spawn_ranks(opts, exe, envs);
+  bool stopping = false;
   int running = opts.nproc;
   while (true) {
     if (g_pending_signal != 0) {
       const int sig = g_pending_signal;
       g_pending_signal = 0;
-      signal_all(sig);
+      signal_running(children, sig);
       stopping = true;
     }
-    // Read whatever the children wrote.
-    std::vector<pollfd> fds;
-    std::vector<std::pair<Child*, bool>> owners;  // (child, is_stderr)
-    for (auto& c : children) {
-      if (c.out_fd >= 0) {
-        fds.push_back({c.out_fd, POLLIN, 0});
-        owners.emplace_back(&c, false);
-      }
-      if (c.err_fd >= 0) {
-        fds.push_back({c.err_fd, POLLIN, 0});
-        owners.emplace_back(&c, true);
-      }
-    }
-    if (fds.empty() && running == 0) break;
-    if (!fds.empty()) {
-      const int n = ::poll(fds.data(), fds.size(), 100);
-      if (n == 0 && running == 0) {
-        // Every rank exited and nothing more arrived (a leftover grandchild may hold a pipe): flush, stop.
-        for (auto& c : children) {
-          const std::string prefix = "[rank " + std::to_string(c.rank) + "] ";
-          emit_lines(c.out_buf, STDOUT_FILENO, prefix, true);
-          emit_lines(c.err_buf, STDERR_FILENO, prefix, true);
-          if (c.out_fd >= 0) ::close(c.out_fd);
-          if (c.err_fd >= 0) ::close(c.err_fd);
-          c.out_fd = c.err_fd = -1;
-        }
-        break;
-      }
-      if (n > 0) {
-        for (size_t i = 0; i < fds.size(); ++i) {
-          if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-          auto* c = owners[i].first;
-          const bool is_err = owners[i].second;
-          char buf[65536];
-          const ssize_t got = ::read(fds[i].fd, buf, sizeof(buf));
-          if (got < 0 && errno == EINTR) continue;
-          auto& text = is_err ? c->err_buf : c->out_buf;
-          const std::string prefix = "[rank " + std::to_string(c->rank) + "] ";
-          const int dest = is_err ? STDERR_FILENO : STDOUT_FILENO;
-          if (got > 0) {
-            text.append(buf, static_cast<size_t>(got));
-            emit_lines(text, dest, prefix, false);
-          } else {
-            emit_lines(text, dest, prefix, true);
-            ::close(fds[i].fd);
-            (is_err ? c->err_fd : c->out_fd) = -1;
-          }
-        }
-      }
-    } else {
-      ::usleep(50 * 1000);
-    }
-    // Reap.
-    for (auto& c : children) {
-      if (!c.running) continue;
-      int status = 0;
-      const pid_t r = ::waitpid(c.pid, &status, WNOHANG);
-      if (r != c.pid) continue;
-      c.running = false;
-      --running;
-      c.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
-      if (c.exit_code != 0 && !stopping) {
-        // Fail fast, as torchrun: the others may be blocked in a collective with the dead rank.
-        logger()->warn("launch: rank {} exited with code {}; stopping the other ranks", c.rank, c.exit_code);
-        stopping = true;
-        for (auto& other : children) other.stopped_by_launcher = other.running;
-        signal_all(SIGTERM);
-      }
-    }
+    if (!pump_output(children, running)) break;
+    running = reap_ranks(children, running, stopping);
   }
   for (int s : kForwardedSignals) ::sigaction(s, &previous[s], nullptr);
 

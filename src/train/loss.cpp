@@ -1,6 +1,7 @@
 // Stablemax / softmax cross-entropy, q-halt BCE and halted-row metrics (reference/eqr_spec.md §2).
 // Shapes: B batch rows, S cells, V vocab.
 
+#include "eqr/dynamics/score.h"
 #include "eqr/train/loss.h"
 
 #include <limits>
@@ -68,14 +69,11 @@ StepLoss compute_step_loss(const at::Tensor& logits, const at::Tensor& labels,
   at::Tensor divisor;
   {
     torch::NoGradGuard no_grad;
-    auto mask = labels64 != kIgnoreLabelId;
-    out.row_count = mask.sum(-1);  // int64
+    const dynamics::RowScore scored = dynamics::score_rows(logits.argmax(-1), labels64);
+    out.row_count = scored.scored;  // int64
     divisor = out.row_count.clamp_min(1).unsqueeze(-1);
-    auto preds = logits.argmax(-1);
-    auto is_correct = mask & (preds == labels64);
-    auto n_correct = is_correct.sum(-1);
-    out.row_exact = n_correct == out.row_count;
-    out.row_accuracy = n_correct.to(torch::kFloat32) / divisor.squeeze(-1).to(torch::kFloat32);
+    out.row_exact = scored.exact();
+    out.row_accuracy = scored.cell_accuracy(torch::kFloat32);
   }
   auto token_loss = token_cross_entropy(logits, labels64, type);
   out.lm_loss = (token_loss / divisor.to(token_loss.scalar_type())).sum();

@@ -23,6 +23,7 @@
 #include "eqr/core/version.h"
 #include "eqr/data/dataset.h"
 #include "eqr/data/loader.h"
+#include "eqr/dynamics/score.h"
 #include "eqr/dynamics/step.h"
 #include "eqr/io/checkpoint.h"
 #include "eqr/io/reference_checkpoint.h"
@@ -94,12 +95,7 @@ void write_json(const fs::path& path, const Json& j) {
 TrainEvalResult evaluate_split(model::EqrModel& model, const std::shared_ptr<const data::SplitData>& split,
                                int64_t depth, int64_t batch_size, uint64_t seed, Distributed& dist) {
   torch::NoGradGuard no_grad;
-  struct ModeGuard {  // back to the caller's mode, also when a step throws
-    model::EqrModel& m;
-    bool was_training;
-    ~ModeGuard() { m->train(was_training); }
-  } mode_guard{model, model->is_training()};
-  model->eval();
+  const model::EvalModeGuard eval_mode(model);  // back to the caller's mode, also when a step throws
   const c10::Device device = model->device();
   data::LoaderOptions lo;
   lo.mode = data::LoaderMode::kTest;
@@ -133,13 +129,9 @@ TrainEvalResult evaluate_split(model::EqrModel& model, const std::shared_ptr<con
       out = dynamics::step(model, carry, b, gen, so);
       carry = out.carry;  // halted stays false: every row runs exactly `depth` steps
     }
-    const auto labels = carry.data.labels.to(torch::kLong);
-    const auto mask = labels != kIgnoreLabelId;                  // (B, S)
-    const auto preds = out.logits.argmax(-1);
-    const auto right = (preds == labels) & mask;
-    const auto n = mask.sum(-1).clamp_min(1).to(torch::kFloat64);
-    const auto exact = (right.sum(-1) == mask.sum(-1)) & valid;
-    const auto cell = (right.sum(-1).to(torch::kFloat64) / n) * valid.to(torch::kFloat64);
+    const dynamics::RowScore scored = dynamics::score_rows(out.logits.argmax(-1), carry.data.labels);
+    const auto exact = scored.exact() & valid;
+    const auto cell = scored.cell_accuracy(torch::kFloat64) * valid.to(torch::kFloat64);
     sums[0] += valid.sum().to(torch::kFloat64);
     sums[1] += exact.sum().to(torch::kFloat64);
     sums[2] += cell.sum();
@@ -455,353 +447,440 @@ bool interval_hit(const std::optional<int64_t>& interval, int64_t step) {
   return interval.has_value() && *interval > 0 && (step == 1 || step % *interval == 0);
 }
 
-}  // namespace
 
-TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& options) {
-  const auto& tc = cfg.train;
-  // The task (data.task) checks the config against its board before anything is written.
-  const std::shared_ptr<const task::Task> the_task = task::make_task(cfg);
-  TrainResult result;
-  result.run_dir = options.run_dir.empty() ? (fs::path(cfg.output_root) / cfg.name).string() : options.run_dir;
-  const fs::path run_dir(result.run_dir);
+/// One call of run_training as named phases: setup (processes, run directory, data, model, restore), the loop
+/// (should_stop, step, log), evaluate and checkpoint, finish. Members are declared in the order the old
+/// single function created them, so they are destroyed as before (the process group last).
+class TrainingRun {
+ public:
+  TrainingRun(const config::RunConfig& cfg, const TrainerOptions& options)
+      : cfg_(cfg), tc_(cfg.train), options_(options), task_(task::make_task(cfg)) {
+    // The task (data.task) checked the config against its board before anything is written.
+    result_.run_dir = options.run_dir.empty() ? (fs::path(cfg.output_root) / cfg.name).string() : options.run_dir;
+    run_dir_ = fs::path(result_.run_dir);
+  }
 
-  // ---- processes and devices: the rank's device is current before any tensor or the process group ----
-  const DistEnv env = DistEnv::from_environment();
-  const c10::Device device = rank_device(resolve_device(cfg.device), env);
-  use_device(device);
-  set_num_threads(cfg.num_threads);
-  Distributed dist(env, device);
-  const bool primary = dist.is_primary();
-  EQR_CHECK(tc.global_batch_size % dist.world_size() == 0, ConfigError, "config key 'train.global_batch_size' = ",
-            tc.global_batch_size, ": must be divisible by the number of processes (", dist.world_size(), ")");
+  TrainResult run() {
+    setup_processes();
+    setup_run_dir();
+    setup_data();
+    setup_model();
+    restore();
+    log_start();
+    loop();
+    return finish();
+  }
 
-  if (primary) {
-    if (!options.resume) {
-      EQR_CHECK(!io::latest_checkpoint(run_dir.string()).has_value(), UsageError, "run directory '", run_dir.string(),
-                "' already holds checkpoints; resume it with --resume ", run_dir.string(),
+ private:
+  // ---- setup ----
+
+  /// The rank's device is current before any tensor or the process group.
+  void setup_processes() {
+    const DistEnv env = DistEnv::from_environment();
+    device_ = rank_device(resolve_device(cfg_.device), env);
+    use_device(device_);
+    set_num_threads(cfg_.num_threads);
+    dist_.emplace(env, device_);
+    primary_ = dist_->is_primary();
+    EQR_CHECK(tc_.global_batch_size % dist_->world_size() == 0, ConfigError,
+              "config key 'train.global_batch_size' = ", tc_.global_batch_size,
+              ": must be divisible by the number of processes (", dist_->world_size(), ")");
+  }
+
+  /// Rank 0: refuses a run directory with checkpoints (unless resuming), proves it writable, writes the
+  /// resolved config and env.json.
+  void setup_run_dir() {
+    if (!primary_) return;
+    if (!options_.resume) {
+      EQR_CHECK(!io::latest_checkpoint(run_dir_.string()).has_value(), UsageError, "run directory '",
+                run_dir_.string(), "' already holds checkpoints; resume it with --resume ", run_dir_.string(),
                 " or choose another name (--set name=...)");
     }
-    check_run_dir_writable(run_dir);
-    config::write_resolved(cfg, (run_dir / "config.yaml").string());
+    check_run_dir_writable(run_dir_);
+    config::write_resolved(cfg_, (run_dir_ / "config.yaml").string());
     Json envj = Json::parse(environment_info().dump());
-    envj["device"] = device.str();
-    envj["world_size"] = dist.world_size();
-    envj["backend"] = dist.backend();
-    envj["seed"] = tc.seed;
+    envj["device"] = device_.str();
+    envj["world_size"] = dist_->world_size();
+    envj["backend"] = dist_->backend();
+    envj["seed"] = tc_.seed;
     envj["started"] = static_cast<int64_t>(std::time(nullptr));
-    write_json(run_dir / "env.json", envj);
+    write_json(run_dir_ / "env.json", envj);
   }
 
-  // ---- data ----
-  auto train_split = std::make_shared<const data::SplitData>(the_task->load_or_build("train"));
-  auto test_split = std::make_shared<const data::SplitData>(the_task->load_or_build("test"));
-  EQR_CHECK(train_split->seq_len() == cfg.arch.seq_len, ConfigError, "dataset seq_len ", train_split->seq_len(),
-            " does not match config key 'arch.seq_len' = ", cfg.arch.seq_len);
-  EQR_CHECK(train_split->metadata.vocab_size == cfg.arch.vocab_size, ConfigError, "dataset vocab_size ",
-            train_split->metadata.vocab_size, " does not match config key 'arch.vocab_size' = ", cfg.arch.vocab_size);
-  const double examples = static_cast<double>(train_split->num_groups()) * train_split->metadata.mean_puzzle_examples;
-  const int64_t steps_per_epoch = static_cast<int64_t>(std::floor(examples / static_cast<double>(tc.global_batch_size)));
-  EQR_CHECK(steps_per_epoch >= 1, DataError, "the training split has ", train_split->num_groups(),
-            " groups, fewer than train.global_batch_size = ", tc.global_batch_size,
-            ": no full batch can be formed; lower the batch size or add puzzles");
+  void setup_data() {
+    train_split_ = std::make_shared<const data::SplitData>(task_->load_or_build("train"));
+    test_split_ = std::make_shared<const data::SplitData>(task_->load_or_build("test"));
+    EQR_CHECK(train_split_->seq_len() == cfg_.arch.seq_len, ConfigError, "dataset seq_len ", train_split_->seq_len(),
+              " does not match config key 'arch.seq_len' = ", cfg_.arch.seq_len);
+    EQR_CHECK(train_split_->metadata.vocab_size == cfg_.arch.vocab_size, ConfigError, "dataset vocab_size ",
+              train_split_->metadata.vocab_size, " does not match config key 'arch.vocab_size' = ",
+              cfg_.arch.vocab_size);
+    const double examples =
+        static_cast<double>(train_split_->num_groups()) * train_split_->metadata.mean_puzzle_examples;
+    steps_per_epoch_ = static_cast<int64_t>(std::floor(examples / static_cast<double>(tc_.global_batch_size)));
+    EQR_CHECK(steps_per_epoch_ >= 1, DataError, "the training split has ", train_split_->num_groups(),
+              " groups, fewer than train.global_batch_size = ", tc_.global_batch_size,
+              ": no full batch can be formed; lower the batch size or add puzzles");
+  }
 
-  // ---- model, optimiser, EMA (identical init on every rank: seeded with `seed`, then broadcast) ----
-  State st;
-  seed_torch(tc.seed);
-  st.model = model::EqrModel(model::EqrModelOptions(cfg.arch));
-  st.model->to(device);
-  dist.broadcast_module(*st.model);
-  st.model->train();
-  st.optimizer = make_optimizer(st.model, tc);
-  st.ema = make_ema(st.model, tc);
-  st.total_steps = tc.epochs * steps_per_epoch;
-  if (tc.max_steps) st.total_steps = std::min(st.total_steps, *tc.max_steps);
-  const LrSchedule schedule(tc, st.total_steps);
-  const TrainStepOptions step_options = TrainStepOptions::from(cfg);
+  /// Model, optimiser, EMA (identical init on every rank: seeded with `seed`, then broadcast), loader,
+  /// training generator and the first carry.
+  void setup_model() {
+    seed_torch(tc_.seed);
+    st_.model = model::EqrModel(model::EqrModelOptions(cfg_.arch, cfg_.compute));
+    st_.model->to(device_);
+    dist_->broadcast_module(*st_.model);
+    st_.model->train();
+    st_.optimizer = make_optimizer(st_.model, tc_);
+    st_.ema = make_ema(st_.model, tc_);
+    st_.total_steps = tc_.epochs * steps_per_epoch_;
+    if (tc_.max_steps) st_.total_steps = std::min(st_.total_steps, *tc_.max_steps);
+    schedule_.emplace(tc_, st_.total_steps);
+    step_options_ = TrainStepOptions::from(cfg_);
 
-  data::LoaderOptions lo = data::train_loader_options(cfg, dist.rank(), dist.world_size());
-  lo.pin_memory = device.is_cuda();  // page-locked batches: asynchronous copies to the GPU
-  st.loader = std::make_unique<data::Loader>(train_split, lo);
+    data::LoaderOptions lo = data::train_loader_options(cfg_, dist_->rank(), dist_->world_size());
+    lo.pin_memory = device_.is_cuda();  // page-locked batches: asynchronous copies to the GPU
+    st_.loader = std::make_unique<data::Loader>(train_split_, lo);
 
-  st.gen = training_generator(device, static_cast<uint64_t>(tc.seed), dist.rank());
-  {
+    st_.gen = training_generator(device_, static_cast<uint64_t>(tc_.seed), dist_->rank());
     dynamics::Batch shape;
-    shape.inputs = torch::zeros({st.loader->local_batch_size(), cfg.arch.seq_len}, torch::kInt32);
+    shape.inputs = torch::zeros({st_.loader->local_batch_size(), cfg_.arch.seq_len}, torch::kInt32);
     shape.labels = torch::zeros_like(shape.inputs);
-    shape.puzzle_identifiers = torch::zeros({st.loader->local_batch_size()}, torch::kInt32);
-    st.carry = dynamics::initial_carry(st.model, shape);
+    shape.puzzle_identifiers = torch::zeros({st_.loader->local_batch_size()}, torch::kInt32);
+    st_.carry = dynamics::initial_carry(st_.model, shape);
   }
 
-  if (tc.load_checkpoint && !options.resume) {
-    const auto ck = io::load_any_checkpoint(*tc.load_checkpoint, device);
-    auto weights = io::tensors_with_prefix(ck.tensors, "model/");
-    const auto report = io::apply_state_dict(*st.model, weights, tc.load_strict);
-    logger()->info("initialised from {} ({} tensors loaded, {} missing, {} unexpected)", *tc.load_checkpoint,
-                   report.loaded.size(), report.missing.size(), report.unexpected.size());
-    st.ema = make_ema(st.model, tc);
-    EQR_CHECK(tc.load_weights_only, ConfigError, "config key 'train.load_checkpoint' without ",
-              "train.load_weights_only = true: continuing another run's optimiser is done with --resume <run dir>");
-  }
-  if (options.resume) {
-    const auto latest = io::latest_checkpoint(run_dir.string());
-    EQR_CHECK(latest.has_value(), UsageError, "--resume ", run_dir.string(), ": no checkpoint found in ",
-              (run_dir / "checkpoints").string());
-    restore_checkpoint(st, io::load_checkpoint(*latest, device), *latest, dist);
-    result.last_checkpoint = *latest;
-    logger()->info("resumed from {} at step {}/{}", *latest, st.step, st.total_steps);
-  }
-  result.total_steps = st.total_steps;
-  if (primary) {
+  /// train.load_checkpoint (weights only) or --resume (everything), then the disk-space check.
+  void restore() {
+    if (tc_.load_checkpoint && !options_.resume) {
+      const auto ck = io::load_any_checkpoint(*tc_.load_checkpoint, device_);
+      auto weights = io::tensors_with_prefix(ck.tensors, "model/");
+      const auto report = io::apply_state_dict(*st_.model, weights, tc_.load_strict);
+      logger()->info("initialised from {} ({} tensors loaded, {} missing, {} unexpected)", *tc_.load_checkpoint,
+                     report.loaded.size(), report.missing.size(), report.unexpected.size());
+      st_.ema = make_ema(st_.model, tc_);
+      EQR_CHECK(tc_.load_weights_only, ConfigError, "config key 'train.load_checkpoint' without ",
+                "train.load_weights_only = true: continuing another run's optimiser is done with --resume <run dir>");
+    }
+    if (options_.resume) {
+      const auto latest = io::latest_checkpoint(run_dir_.string());
+      EQR_CHECK(latest.has_value(), UsageError, "--resume ", run_dir_.string(), ": no checkpoint found in ",
+                (run_dir_ / "checkpoints").string());
+      restore_checkpoint(st_, io::load_checkpoint(*latest, device_), *latest, *dist_);
+      result_.last_checkpoint = *latest;
+      logger()->info("resumed from {} at step {}/{}", *latest, st_.step, st_.total_steps);
+    }
+    result_.total_steps = st_.total_steps;
+    if (!primary_) return;
     auto bytes = [](const auto& named) {
       uint64_t b = 0;
       for (const auto& [name, t] : named) b += static_cast<uint64_t>(t.numel()) * t.element_size();
       return b;
     };
-    const uint64_t model_bytes = bytes(to_map(st.model->state_dict()));
-    const uint64_t ema = st.ema ? bytes(st.ema->shadow()) : 0;
+    const uint64_t model_bytes = bytes(to_map(st_.model->state_dict()));
+    const uint64_t ema = st_.ema ? bytes(st_.ema->shadow()) : 0;
     // A fresh optimiser has no state yet; after its first step, two moments per parameter.
-    const uint64_t optim = std::max<uint64_t>(bytes(st.optimizer->state_tensors()), 2 * model_bytes);
-    check_room_for_checkpoints(run_dir, model_bytes + ema + optim +
-                                            static_cast<uint64_t>(dist.world_size()) * bytes(rank_state(st)));
+    const uint64_t optim = std::max<uint64_t>(bytes(st_.optimizer->state_tensors()), 2 * model_bytes);
+    check_room_for_checkpoints(run_dir_, model_bytes + ema + optim +
+                                             static_cast<uint64_t>(dist_->world_size()) * bytes(rank_state(st_)));
   }
 
-  if (primary) {
+  void log_start() {
+    if (!primary_) return;
     logger()->info("training {} ({} parameters, {} blocks per supervision step) on {} x{} | {} train examples "
                    "in {} groups, {} test | {} steps, global batch {}",
-                   cfg.name, st.model->num_parameters(), st.model->blocks_per_step(), device.str(),
-                   dist.world_size(), train_split->num_examples(), train_split->num_groups(),
-                   test_split->num_examples(), st.total_steps, tc.global_batch_size);
+                   cfg_.name, st_.model->num_parameters(), st_.model->blocks_per_step(), device_.str(),
+                   dist_->world_size(), train_split_->num_examples(), train_split_->num_groups(),
+                   test_split_->num_examples(), st_.total_steps, tc_.global_batch_size);
   }
 
-  const int64_t eval_batch = cfg.eval.global_batch_size.value_or(tc.global_batch_size);
-  NonFiniteWatch watch(device);
-  auto evaluate = [&](int64_t step) {
-    watch.check(dist, result.last_checkpoint);
+  // ---- evaluate and checkpoint ----
+
+  /// Whether a finished evaluation was cut short by a stop request (then nothing of it is recorded).
+  bool stopped(const TrainEvalResult& r, int64_t step) {
+    if (!r.interrupted) return false;
+    result_.interrupted = true;  // the loop (or the end of the run) checkpoints and stops
+    logger()->warn("evaluation at step {} stopped by a stop request after {} puzzles; its partial metrics are "
+                   "not recorded", step, r.n_puzzles);
+    return true;
+  }
+
+  /// Raw and EMA weights on the whole test split at training depth, breadth 1; a metrics line and
+  /// eval/step_<step>.json.
+  void evaluate(int64_t step) {
+    watch_->check(*dist_, result_.last_checkpoint);
     Json line;
     line["step"] = step;
     auto put = [&](const std::string& prefix, const TrainEvalResult& r) {
       line[prefix + "/exact_accuracy"] = r.exact_accuracy;
       line[prefix + "/cell_accuracy"] = r.cell_accuracy;
       line[prefix + "/final_residual"] = r.mean_final_residual;
-      result.last_eval_metrics[prefix + "/exact_accuracy"] = r.exact_accuracy;
-      result.last_eval_metrics[prefix + "/cell_accuracy"] = r.cell_accuracy;
+      result_.last_eval_metrics[prefix + "/exact_accuracy"] = r.exact_accuracy;
+      result_.last_eval_metrics[prefix + "/cell_accuracy"] = r.cell_accuracy;
       line["eval/n_puzzles"] = r.n_puzzles;
     };
-    const uint64_t eval_seed = static_cast<uint64_t>(cfg.eval.seed);
-    const auto stopped = [&](const TrainEvalResult& r) {
-      if (!r.interrupted) return false;
-      result.interrupted = true;  // the loop (or the end of the run) checkpoints and stops
-      logger()->warn("evaluation at step {} stopped by a stop request after {} puzzles; its partial metrics are "
-                     "not recorded", step, r.n_puzzles);
-      return true;
-    };
-    const auto raw = evaluate_split(st.model, test_split, cfg.arch.halt_max_steps, eval_batch, eval_seed, dist);
-    if (stopped(raw)) return;
+    const uint64_t eval_seed = static_cast<uint64_t>(cfg_.eval.seed);
+    const int64_t eval_batch = cfg_.eval.global_batch_size.value_or(tc_.global_batch_size);
+    const int64_t depth = cfg_.arch.halt_max_steps;
+    const auto raw = evaluate_split(st_.model, test_split_, depth, eval_batch, eval_seed, *dist_);
+    if (stopped(raw, step)) return;
     put("eval/raw", raw);
-    if (st.ema) {
-      st.ema->swap(*st.model);
-      const auto ema = evaluate_split(st.model, test_split, cfg.arch.halt_max_steps, eval_batch, eval_seed, dist);
-      st.ema->swap(*st.model);
-      if (stopped(ema)) return;
+    if (st_.ema) {
+      st_.ema->swap(*st_.model);
+      const auto ema = evaluate_split(st_.model, test_split_, depth, eval_batch, eval_seed, *dist_);
+      st_.ema->swap(*st_.model);
+      if (stopped(ema, step)) return;
       put("eval/ema", ema);
     }
-    line["eval/depth"] = cfg.arch.halt_max_steps;
+    line["eval/depth"] = depth;
     line["eval/breadth"] = 1;
-    line["eval/seed"] = cfg.eval.seed;
-    if (primary) {
-      append_jsonl(run_dir / "metrics.jsonl", line);
-      write_json(run_dir / "eval" / ("step_" + std::to_string(step) + ".json"), line);
-      logger()->info("eval step {}: exact_accuracy raw {}{} | cell_accuracy raw {}{} ({} puzzles, depth {}, breadth 1)",
-                     step, fmt_metric(raw.exact_accuracy),
-                     st.ema ? " ema " + fmt_metric(line["eval/ema/exact_accuracy"].get<double>()) : std::string(),
-                     fmt_metric(raw.cell_accuracy),
-                     st.ema ? " ema " + fmt_metric(line["eval/ema/cell_accuracy"].get<double>()) : std::string(),
-                     raw.n_puzzles, cfg.arch.halt_max_steps);
-    }
-  };
-  auto checkpoint = [&]() {
-    // Never from a non-finite state: every loss so far finite, and the weights and carry it would store.
-    watch.check(dist, result.last_checkpoint);
-    {
-      torch::NoGradGuard no_grad;
-      std::vector<at::Tensor> finite;
-      for (const auto& p : st.model->parameters()) finite.push_back(torch::isfinite(p).all());
-      for (const auto& t : {st.carry.z_h, st.carry.z_l}) finite.push_back(torch::isfinite(t).all());
-      auto ok = torch::stack(finite).all().to(torch::kFloat64).reshape({1});
-      dist.all_reduce(ok, ReduceOp::Min);
-      EQR_CHECK(ok.item<double>() > 0, RuntimeError, "non-finite weights or latent states after step ", st.step,
-                " although every loss up to it was finite (the last update overflowed); the run stopped "
-                "without checkpointing, and the last checkpoint on disk (",
-                result.last_checkpoint.empty() ? "none yet" : result.last_checkpoint,
-                ") is intact. Lower train.lr or set train.grad_clip_norm.");
-    }
-    const std::vector<io::TensorMap> ranks = gather_ranks(rank_state(st), dist, device);  // a collective
-    dist.barrier();
-    if (!primary) return;
+    line["eval/seed"] = cfg_.eval.seed;
+    if (!primary_) return;
+    append_jsonl(run_dir_ / "metrics.jsonl", line);
+    write_json(run_dir_ / "eval" / ("step_" + std::to_string(step) + ".json"), line);
+    logger()->info("eval step {}: exact_accuracy raw {}{} | cell_accuracy raw {}{} ({} puzzles, depth {}, breadth 1)",
+                   step, fmt_metric(raw.exact_accuracy),
+                   st_.ema ? " ema " + fmt_metric(line["eval/ema/exact_accuracy"].get<double>()) : std::string(),
+                   fmt_metric(raw.cell_accuracy),
+                   st_.ema ? " ema " + fmt_metric(line["eval/ema/cell_accuracy"].get<double>()) : std::string(),
+                   raw.n_puzzles, depth);
+  }
+
+  /// Never from a non-finite state: every loss so far finite, and the weights and carry it would store.
+  void check_finite_before_checkpoint() {
+    watch_->check(*dist_, result_.last_checkpoint);
+    torch::NoGradGuard no_grad;
+    std::vector<at::Tensor> finite;
+    for (const auto& p : st_.model->parameters()) finite.push_back(torch::isfinite(p).all());
+    for (const auto& t : {st_.carry.z_h, st_.carry.z_l}) finite.push_back(torch::isfinite(t).all());
+    auto ok = torch::stack(finite).all().to(torch::kFloat64).reshape({1});
+    dist_->all_reduce(ok, ReduceOp::Min);
+    EQR_CHECK(ok.item<double>() > 0, RuntimeError, "non-finite weights or latent states after step ", st_.step,
+              " although every loss up to it was finite (the last update overflowed); the run stopped "
+              "without checkpointing, and the last checkpoint on disk (",
+              result_.last_checkpoint.empty() ? "none yet" : result_.last_checkpoint,
+              ") is intact. Lower train.lr or set train.grad_clip_norm.");
+  }
+
+  void checkpoint() {
+    check_finite_before_checkpoint();
+    const std::vector<io::TensorMap> ranks = gather_ranks(rank_state(st_), *dist_, device_);  // a collective
+    dist_->barrier();
+    if (!primary_) return;
     try {
-      result.last_checkpoint = io::write_run_checkpoint(run_dir.string(), st.step, make_checkpoint(st, cfg, ranks));
+      result_.last_checkpoint =
+          io::write_run_checkpoint(run_dir_.string(), st_.step, make_checkpoint(st_, cfg_, ranks));
     } catch (const Error& e) {
-      EQR_FAIL(RuntimeError, "the checkpoint of step ", st.step, " could not be written: ", e.what(),
-               ". The previous checkpoint (", result.last_checkpoint.empty() ? "none yet" : result.last_checkpoint,
-               ") is intact; free some space and continue with `eqr train --resume ", run_dir.string(), "`");
+      EQR_FAIL(RuntimeError, "the checkpoint of step ", st_.step, " could not be written: ", e.what(),
+               ". The previous checkpoint (", result_.last_checkpoint.empty() ? "none yet" : result_.last_checkpoint,
+               ") is intact; free some space and continue with `eqr train --resume ", run_dir_.string(), "`");
     }
-    io::keep_last(run_dir.string(), 3);
-    logger()->info("checkpoint {}", result.last_checkpoint);
-  };
+    io::keep_last(run_dir_.string(), 3);
+    logger()->info("checkpoint {}", result_.last_checkpoint);
+  }
 
   // ---- the loop: one supervision step of every carry row = one optimisation step ----
-  SignalGuard signals;
-  std::optional<torch::autograd::DetectAnomalyGuard> anomaly;
-  if (options.detect_anomaly) {
-    anomaly.emplace();
-    if (primary) logger()->warn("--detect-anomaly: autograd checks every backward op for NaN (slow; for debugging)");
-  }
-  const int64_t first_step = st.step;
-  Progress progress("train", st.total_steps, "steps", (primary && options.progress) ? stderr : nullptr);
-  progress.set(st.step);
-  auto window_start = std::chrono::steady_clock::now();
-  const auto loop_start = window_start;
-  // The time limit. One process: the host clock, every step (no tensor, no sync). Several: decided together
-  // (any rank over it stops all, so no rank waits alone in a collective), and only when the step count is a
-  // multiple of train.log_interval_steps, the same steps on every rank; a run may overshoot by up to that many steps.
-  auto time_is_up = [&] {
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
-    const bool over = elapsed >= 60.0 * *tc.time_limit_minutes;
-    if (!dist.active()) return over;
-    if (st.step % tc.log_interval_steps != 0) return false;
-    auto flag = torch::full({1}, over ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(device));
-    dist.all_reduce(flag, ReduceOp::Max);
-    return flag.item<double>() > 0;
-  };
-  int64_t window_steps = 0;
-  MetricSums window_sums;  // metric sums of the steps since the last log line
-  std::optional<StepsHistogram> steps_hist;
-  if (tc.steps_hist_log_interval_steps) steps_hist.emplace(cfg.arch.halt_max_steps, device);
-  TrainStep train_step(st.model, *st.optimizer, st.ema.get(), step_options, &dist);
-  // The host batch of the step in flight: kept alive until the next batch replaces it (see to_device).
-  std::optional<data::Batch> batch;
 
-  // No host sync inside a step: the loss check, grad norm, histogram and metrics stay on the device and are
-  // read only at log steps (train.log_interval_steps and the two optional interval logs), before evaluations
-  // and checkpoints, and at the end.
-  while (st.step < st.total_steps) {
-    if (options.stop_after_steps > 0 && st.step - first_step >= options.stop_after_steps) break;
-    if (tc.time_limit_minutes && time_is_up()) {
-      result.time_limited = true;
+  /// The time limit. One process: the host clock, every step (no tensor, no sync). Several: decided together
+  /// (any rank over it stops all, so no rank waits alone in a collective), and only when the step count is a
+  /// multiple of train.log_interval_steps, the same steps on every rank; a run may overshoot by up to that many
+  /// steps.
+  bool time_is_up() {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start_).count();
+    const bool over = elapsed >= 60.0 * *tc_.time_limit_minutes;
+    if (!dist_->active()) return over;
+    if (st_.step % tc_.log_interval_steps != 0) return false;
+    auto flag = torch::full({1}, over ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+    dist_->all_reduce(flag, ReduceOp::Max);
+    return flag.item<double>() > 0;
+  }
+
+  /// Whether the loop ends before the next step (--stop-after, the time limit, a stop request).
+  bool should_stop() {
+    if (options_.stop_after_steps > 0 && st_.step - first_step_ >= options_.stop_after_steps) return true;
+    if (tc_.time_limit_minutes && time_is_up()) {
+      result_.time_limited = true;
       logger()->warn("train.time_limit_minutes = {} reached at step {}/{}: checkpointing and evaluating now; "
                      "`eqr train --resume {}` continues the schedule",
-                     *tc.time_limit_minutes, st.step, st.total_steps, run_dir.string());
-      break;
+                     *tc_.time_limit_minutes, st_.step, st_.total_steps, run_dir_.string());
+      return true;
     }
     if (g_stop_requested.load()) {
-      result.interrupted = true;
-      break;
+      result_.interrupted = true;
+      return true;
     }
-    batch = st.loader->next();
-    EQR_CHECK(batch.has_value(), RuntimeError, "the training loader ran out of batches at step ", st.step);
-    const int64_t s = st.step + 1;
+    return false;
+  }
 
-    // One optimisation step (train_step.h): supervision step, halting, loss, backward, all-reduce, clipping,
-    // AdamATan2, EMA; st.carry becomes the new carry.
-    const bool grad_norm_now = interval_hit(tc.grad_norm_log_interval_steps, s);
-    const bool log_now = (s % tc.log_interval_steps == 0) || s == st.total_steps;
-    const double lr = schedule(s);
+  /// One optimisation step (train_step.h): supervision step, halting, loss, backward, all-reduce, clipping,
+  /// AdamATan2, EMA; st_.carry becomes the new carry.
+  TrainStepResult step(int64_t s, double lr, bool grad_norms) {
     TrainStepFlags flags;
-    flags.grad_norms = grad_norm_now;
-    flags.poison_loss = options.inject_nan_loss_at_step == s;
-    TrainStepResult r;
+    flags.grad_norms = grad_norms;
+    flags.poison_loss = options_.inject_nan_loss_at_step == s;
     try {
-      r = train_step.run(st.carry, to_device(*batch, device), st.gen, lr, flags);
+      return train_step_->run(st_.carry, to_device(*batch_, device_), st_.gen, lr, flags);
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
-      if (!options.detect_anomaly) throw;
+      if (!options_.detect_anomaly) throw;
       // Anomaly mode's report (autograd's engine rethrows it as std::runtime_error): the backward op that
       // returned NaN; its forward trace went to the log just before.
       const std::string what = e.what();
       EQR_FAIL(RuntimeError, "autograd anomaly at step ", s, " (--detect-anomaly): ", what.substr(0, what.find('\n')),
                "\nThe run stopped; the last checkpoint on disk (",
-               result.last_checkpoint.empty() ? "none yet" : result.last_checkpoint, ") is intact.");
+               result_.last_checkpoint.empty() ? "none yet" : result_.last_checkpoint, ") is intact.");
     }
+  }
+
+  /// Metrics accumulate over the log window (every step's halted rows), so a logged line does not depend on
+  /// whether rows happened to halt at exactly the logged step.
+  void accumulate(const TrainStepResult& r) {
     const dynamics::StepOutput& out = r.out;
-    const StepLoss& loss = r.loss;
-    const GradNorms& norms = r.norms;
-    if (options.inject_nan_carry_at_step == s) {
-      torch::NoGradGuard no_grad;
-      st.carry.z_h = st.carry.z_h.clone();
-      st.carry.z_h.view({-1})[0].fill_(std::numeric_limits<double>::quiet_NaN());
-    }
-    watch.observe(r.total, s);
-    watch.observe_carry(st.carry, s);
-    st.step = s;
-    ++window_steps;
-
-    // Metrics accumulate over the log window (every step's halted rows), so a logged line does not depend on
-    // whether rows happened to halt at exactly the logged step.
-    const MetricSums step_sums = metric_sums(loss, out.carry.halted, out.carry.steps, out.q_halt_logits.detach());
-    if (!window_sums.sum.defined()) {
-      window_sums = step_sums;
+    const MetricSums step_sums = metric_sums(r.loss, out.carry.halted, out.carry.steps, out.q_halt_logits.detach());
+    if (!window_sums_.sum.defined()) {
+      window_sums_ = step_sums;
     } else {
-      window_sums.sum = window_sums.sum + step_sums.sum;
-      window_sums.min = torch::minimum(window_sums.min, step_sums.min);
-      window_sums.max = torch::maximum(window_sums.max, step_sums.max);
+      window_sums_.sum = window_sums_.sum + step_sums.sum;
+      window_sums_.min = torch::minimum(window_sums_.min, step_sums.min);
+      window_sums_.max = torch::maximum(window_sums_.max, step_sums.max);
     }
-    if (steps_hist) steps_hist->add(out.carry.halted, out.carry.steps, loss.row_count);
-    const bool hist_now = steps_hist && interval_hit(tc.steps_hist_log_interval_steps, s);
+    if (steps_hist_) steps_hist_->add(out.carry.halted, out.carry.steps, r.loss.row_count);
+  }
 
-    // One metrics line per step that logs anything: train/* (log interval), grad norms, steps histogram.
+  /// train/* of the log window (a collective) into `line`, and the progress line.
+  void log_window(Json& line, const TrainStepResult& r, int64_t s, double lr) {
+    watch_->check(*dist_, result_.last_checkpoint);
+    MetricSums sums = window_sums_;
+    window_sums_ = MetricSums{};
+    dist_->all_reduce(sums.sum, ReduceOp::Sum);
+    dist_->all_reduce(sums.min, ReduceOp::Min);
+    dist_->all_reduce(sums.max, ReduceOp::Max);
+    // Losses: mean per step over the window (each step's sum is divided by the global batch, as the reference).
+    const auto metrics = finalize_metrics(sums, static_cast<double>(tc_.global_batch_size * window_steps_));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start_).count();
+    line["epoch"] = batch_->epoch;
+    line["train/lr"] = lr;
+    for (const auto& [k, v] : metrics) {
+      line["train/" + k] = v;
+      result_.last_train_metrics["train/" + k] = v;
+    }
+    line["train/halted_fraction"] = r.out.carry.halted.to(torch::kFloat32).mean().item<double>();
+    line["train/steps_per_s"] = secs > 0 ? window_steps_ / secs : 0.0;
+    line["train/rows_per_s"] = secs > 0 ? window_steps_ * tc_.global_batch_size / secs : 0.0;
+    progress_->set(s, "loss " + fmt_metric(metrics.at("lm_loss")) + " exact " + fmt_metric(metrics.at("exact_accuracy")) +
+                          " steps@halt " + fmt_metric(metrics.at("steps")));
+    window_start_ = std::chrono::steady_clock::now();
+    window_steps_ = 0;
+  }
+
+  /// One metrics line per step that logs anything: train/* (log interval), grad norms, steps histogram.
+  void log(const TrainStepResult& r, int64_t s, double lr, bool grad_norm_now) {
+    const bool log_now = (s % tc_.log_interval_steps == 0) || s == st_.total_steps;
+    const bool hist_now = steps_hist_ && interval_hit(tc_.steps_hist_log_interval_steps, s);
     Json line;
     line["step"] = s;
-    if (log_now) {
-      watch.check(dist, result.last_checkpoint);
-      MetricSums sums = window_sums;
-      window_sums = MetricSums{};
-      dist.all_reduce(sums.sum, ReduceOp::Sum);
-      dist.all_reduce(sums.min, ReduceOp::Min);
-      dist.all_reduce(sums.max, ReduceOp::Max);
-      // Losses: mean per step over the window (each step's sum is divided by the global batch, as the reference).
-      const auto metrics = finalize_metrics(sums, static_cast<double>(tc.global_batch_size * window_steps));
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
-      line["epoch"] = batch->epoch;
-      line["train/lr"] = lr;
-      for (const auto& [k, v] : metrics) {
-        line["train/" + k] = v;
-        result.last_train_metrics["train/" + k] = v;
-      }
-      line["train/halted_fraction"] = out.carry.halted.to(torch::kFloat32).mean().item<double>();
-      line["train/steps_per_s"] = secs > 0 ? window_steps / secs : 0.0;
-      line["train/rows_per_s"] = secs > 0 ? window_steps * tc.global_batch_size / secs : 0.0;
-      progress.set(s, "loss " + fmt_metric(metrics.at("lm_loss")) + " exact " +
-                          fmt_metric(metrics.at("exact_accuracy")) + " steps@halt " + fmt_metric(metrics.at("steps")));
-      window_start = std::chrono::steady_clock::now();
-      window_steps = 0;
-    }
+    if (log_now) log_window(line, r, s, lr);
     // Gradients are all-reduced before their norm, so every rank holds the same norms: no collective here.
-    if ((grad_norm_now || (log_now && tc.grad_clip_norm)) && norms.defined()) {
-      line["train/grad_norm"] = norms.total.item<double>();
-      line["train/grad_norm_max"] = norms.per_tensor.max().item<double>();
-      result.last_train_metrics["train/grad_norm"] = line["train/grad_norm"].get<double>();
+    if ((grad_norm_now || (log_now && tc_.grad_clip_norm)) && r.norms.defined()) {
+      line["train/grad_norm"] = r.norms.total.item<double>();
+      line["train/grad_norm_max"] = r.norms.per_tensor.max().item<double>();
+      result_.last_train_metrics["train/grad_norm"] = line["train/grad_norm"].get<double>();
     }
-    if (hist_now) steps_hist->log(dist, line);
-    if (primary && line.size() > 1) append_jsonl(run_dir / "metrics.jsonl", line);
-    if (tc.eval_interval_steps && s % *tc.eval_interval_steps == 0 && s < st.total_steps) evaluate(s);
-    if (tc.checkpoint_interval_steps && s % *tc.checkpoint_interval_steps == 0 && s < st.total_steps) checkpoint();
+    if (hist_now) steps_hist_->log(*dist_, line);
+    if (primary_ && line.size() > 1) append_jsonl(run_dir_ / "metrics.jsonl", line);
   }
-  progress.finish();
 
-  result.steps_done = st.step;
-  if (result.interrupted) {
-    logger()->warn("interrupted at step {}: writing a checkpoint; continue with `eqr train --resume {}`", st.step,
-                   run_dir.string());
-    checkpoint();
-    return result;
+  // No host sync inside a step: the loss check, grad norm, histogram and metrics stay on the device and are
+  // read only at log steps (train.log_interval_steps and the two optional interval logs), before evaluations
+  // and checkpoints, and at the end.
+  void loop() {
+    signals_.emplace();  // until the run ends: the final evaluation and checkpoint are covered too
+    watch_.emplace(device_);
+    if (options_.detect_anomaly) {
+      anomaly_.emplace();
+      if (primary_) logger()->warn("--detect-anomaly: autograd checks every backward op for NaN (slow; for debugging)");
+    }
+    first_step_ = st_.step;
+    progress_.emplace("train", st_.total_steps, "steps", (primary_ && options_.progress) ? stderr : nullptr);
+    progress_->set(st_.step);
+    window_start_ = std::chrono::steady_clock::now();
+    loop_start_ = window_start_;
+    if (tc_.steps_hist_log_interval_steps) steps_hist_.emplace(cfg_.arch.halt_max_steps, device_);
+    train_step_.emplace(st_.model, *st_.optimizer, st_.ema.get(), step_options_, &*dist_);
+
+    while (st_.step < st_.total_steps) {
+      if (should_stop()) break;
+      batch_ = st_.loader->next();
+      EQR_CHECK(batch_.has_value(), RuntimeError, "the training loader ran out of batches at step ", st_.step);
+      const int64_t s = st_.step + 1;
+      const bool grad_norm_now = interval_hit(tc_.grad_norm_log_interval_steps, s);
+      const double lr = (*schedule_)(s);
+      const TrainStepResult r = step(s, lr, grad_norm_now);
+      if (options_.inject_nan_carry_at_step == s) {
+        torch::NoGradGuard no_grad;
+        st_.carry.z_h = st_.carry.z_h.clone();
+        st_.carry.z_h.view({-1})[0].fill_(std::numeric_limits<double>::quiet_NaN());
+      }
+      watch_->observe(r.total, s);
+      watch_->observe_carry(st_.carry, s);
+      st_.step = s;
+      ++window_steps_;
+      accumulate(r);
+      log(r, s, lr, grad_norm_now);
+      if (tc_.eval_interval_steps && s % *tc_.eval_interval_steps == 0 && s < st_.total_steps) evaluate(s);
+      if (tc_.checkpoint_interval_steps && s % *tc_.checkpoint_interval_steps == 0 && s < st_.total_steps) checkpoint();
+    }
+    progress_->finish();
   }
-  if (st.step > first_step || !fs::exists(run_dir / "checkpoints" / "latest")) {
-    if (st.step >= st.total_steps || result.time_limited) evaluate(st.step);
-    checkpoint();
+
+  /// The end: an interrupted run checkpoints; a finished (or time-limited) one evaluates and checkpoints.
+  TrainResult finish() {
+    result_.steps_done = st_.step;
+    if (result_.interrupted) {
+      logger()->warn("interrupted at step {}: writing a checkpoint; continue with `eqr train --resume {}`", st_.step,
+                     run_dir_.string());
+      checkpoint();
+      return result_;
+    }
+    if (st_.step > first_step_ || !fs::exists(run_dir_ / "checkpoints" / "latest")) {
+      if (st_.step >= st_.total_steps || result_.time_limited) evaluate(st_.step);
+      checkpoint();
+    }
+    return result_;
   }
-  return result;
+
+  const config::RunConfig& cfg_;
+  const config::TrainConfig& tc_;
+  const TrainerOptions& options_;
+  const std::shared_ptr<const task::Task> task_;
+  TrainResult result_;
+  fs::path run_dir_;
+  c10::Device device_{c10::kCPU};
+  std::optional<Distributed> dist_;
+  bool primary_ = false;
+  std::shared_ptr<const data::SplitData> train_split_, test_split_;
+  int64_t steps_per_epoch_ = 0;
+  State st_;
+  std::optional<LrSchedule> schedule_;
+  TrainStepOptions step_options_;
+  std::optional<NonFiniteWatch> watch_;
+  std::optional<SignalGuard> signals_;
+  std::optional<torch::autograd::DetectAnomalyGuard> anomaly_;
+  int64_t first_step_ = 0;
+  std::optional<Progress> progress_;
+  std::chrono::steady_clock::time_point window_start_, loop_start_;
+  int64_t window_steps_ = 0;
+  MetricSums window_sums_;  // metric sums of the steps since the last log line
+  std::optional<StepsHistogram> steps_hist_;
+  std::optional<TrainStep> train_step_;
+  std::optional<data::Batch> batch_;  // the host batch of the step in flight, alive until the next (to_device)
+};
+
+}  // namespace
+
+TrainResult run_training(const config::RunConfig& cfg, const TrainerOptions& options) {
+  return TrainingRun(cfg, options).run();
 }
 
 }  // namespace eqr::train

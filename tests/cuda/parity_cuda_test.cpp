@@ -42,13 +42,19 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kB = 6, kS = 16, kD = 32, kV = 6;
 
-config::ArchConfig arch(const std::string& mixer, const std::string& dtype) {
-  config::ArchConfig a = tiny_arch_4x4();  // S 16, D 32, V 6
-  a.noise_scale = 0.0;  // path noise comes from per-device generators: off for a like-with-like step
-  a.mlp_t = mixer == "mlp_t";
-  a.forward_dtype = dtype;
-  a.reduced_precision_on_cpu = true;  // the CPU side of the bfloat16 comparison really runs bfloat16
-  return a;
+struct ModelSetup {
+  config::ArchConfig arch;
+  config::ComputeConfig compute;
+};
+
+ModelSetup arch(const std::string& mixer, const std::string& dtype) {
+  ModelSetup s;
+  s.arch = tiny_arch_4x4();  // S 16, D 32, V 6
+  s.arch.noise_scale = 0.0;  // path noise comes from per-device generators: off for a like-with-like step
+  s.arch.mlp_t = mixer == "mlp_t";
+  s.compute.forward_dtype = dtype;
+  s.compute.reduced_precision_on_cpu = true;  // the CPU side of the bfloat16 comparison really runs bfloat16
+  return s;
 }
 
 struct StepResult {
@@ -59,9 +65,10 @@ struct StepResult {
 /// One training-mode supervision step of a model seeded 7 on `device`, from running rows (no reset) with
 /// states and data drawn on the CPU; backward of sum(logits^2)/numel + sum(q_halt). Everything returned is
 /// float32 on the CPU.
-StepResult run_step(const config::ArchConfig& a, const c10::Device& device) {
+StepResult run_step(const ModelSetup& setup, const c10::Device& device) {
+  const config::ArchConfig& a = setup.arch;
   torch::manual_seed(7);
-  model::EqrModel m(model::EqrModelOptions{a});
+  model::EqrModel m(model::EqrModelOptions(a, setup.compute));
   m->to(device);
   m->train();
   auto g = model::make_generator(c10::Device(c10::kCPU), 11);
@@ -145,7 +152,7 @@ TEST(CudaTrain, TwentyStepsCheckpointLoadsOnCpuWithTheSameLogits) {
   const fs::path root = temp_dir("cuda_train");
   const auto r = run_eqr("train --config " + config_file("ci_tiny.yaml").string() + " --device cuda --set output_root=" +
                          root.string() + " --set name=t --set train.max_steps=20 --set train.epochs=100 " +
-                         "--set arch.forward_dtype=float32 --no-progress");
+                         "--set compute.forward_dtype=float32 --no-progress");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const auto latest = io::latest_checkpoint((root / "t").string());
   ASSERT_TRUE(latest.has_value());
@@ -189,7 +196,7 @@ TEST(CudaEval, Breadth8ReportEqualsCpu) {
   for (const char* dev : {"cpu", "cuda"}) {
     const fs::path out = root / (std::string("eval_") + dev);
     r = run_eqr("eval --checkpoint " + (root / "t").string() + " --depth 2,4 --breadth 1,8 --seed 5 --device " + dev +
-                " --set arch.noise_scale=0 --set arch.forward_dtype=float32 --row-traces --out " + out.string());
+                " --set arch.noise_scale=0 --set compute.forward_dtype=float32 --row-traces --out " + out.string());
     ASSERT_EQ(r.exit_code, 0) << dev << ": " << r.err;
     rep[k++] = nlohmann::json::parse(read_file(out / "report.json"));
   }
@@ -224,7 +231,7 @@ TEST(CudaTrain, TwoRankNcclEqualsOneRank) {
   // As the Gloo test (tests/integration/train_distributed_test.cpp): fixed init, no noise, no exploration, so
   // that nothing depends on per-rank random streams.
   const std::string common = "--config " + config_file("ci_tiny.yaml").string() + " --device cuda --set output_root=" +
-                             root.string() + " --set arch.forward_dtype=float32 --set arch.noise_scale=0 " +
+                             root.string() + " --set compute.forward_dtype=float32 --set arch.noise_scale=0 " +
                              "--set arch.init=fixed --set arch.halt_exploration_prob=0 --set train.max_steps=5 " +
                              "--set train.eval_interval_steps=null --no-progress";
   at::globalContext().setAllowTF32CuBLAS(false);

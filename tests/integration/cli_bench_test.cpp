@@ -33,7 +33,7 @@ json bench_json(const std::string& args) {
 /// step_matmul_flops of the ci_tiny model for `rows` rows, in GFLOP.
 model::StepFlops tiny_flops(int64_t rows) {
   const auto cfg = config::load((source_dir() / "configs/ci_tiny.yaml").string(), {});
-  model::EqrModel m(model::EqrModelOptions{cfg.arch});
+  model::EqrModel m(model::EqrModelOptions(cfg.arch, cfg.compute));
   return model::step_matmul_flops(*m, rows);
 }
 
@@ -104,6 +104,23 @@ TEST(CliBench, ModelJsonHasBothModesAndTheTableHasNoJson) {
   EXPECT_NE(r.out.find("ms/step"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("eval step"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find('{'), std::string::npos) << "JSON only with --json:\n" << r.out;
+}
+
+TEST(CliBench, TestAndGradModesValidateWithoutTiming) {
+  // --mode test validates one step and stops: no timing keys, no peak; grad adds the gradient/update check.
+  for (const char* c : {"model", "train", "eval"}) {
+    for (const char* mode : {"test", "grad"}) {
+      const json j = bench_json(std::string(c) + " -b 2 --mode " + mode);
+      EXPECT_EQ(j["bench"], c);
+      EXPECT_EQ(j["mode"], mode);
+      EXPECT_TRUE(j["passed"].get<bool>());
+      EXPECT_FALSE(j.contains("gemm_peak_fp32_gflops")) << j.dump();
+      EXPECT_FALSE(j.contains("eval_ms_per_step") || j.contains("train_ms_per_step")) << j.dump();
+    }
+  }
+  EXPECT_EQ(bench_json("model -b 2 --mode grad")["checked"], "test+grad");
+  EXPECT_EQ(bench_json("eval -b 2 --mode grad")["checked"], "test (no gradient check)");
+  EXPECT_EQ(run_eqr("bench model " + kTiny + " --mode fast").exit_code, 2);
 }
 
 TEST(CliBench, BadOptionsAreUsageErrors) {

@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 /// the same weights also go in as the EMA shadow.
 void save_model_checkpoint(const config::RunConfig& c, int seed, bool ema, const fs::path& path) {
   torch::manual_seed(seed);
-  model::EqrModel m(model::EqrModelOptions(c.arch));
+  model::EqrModel m(model::EqrModelOptions(c.arch, c.compute));
   io::Checkpoint ck;
   for (const auto& kv : m->state_dict()) {
     ck.tensors["model/" + kv.key()] = kv.value().detach().clone();

@@ -29,12 +29,12 @@ inline void save_echo_checkpoint(config::RunConfig c, const std::filesystem::pat
   if (c.arch.hidden_size < c.arch.vocab_size || !c.arch.mlp_t) {
     throw std::invalid_argument("save_echo_checkpoint: needs hidden_size >= vocab_size and mlp_t");
   }
-  c.arch.variant = "trm";
+  c.arch.variant = config::Variant::kTrm;
   c.arch.lambda = 1.0;
   c.arch.noise_scale = 0.0;
-  c.arch.init = "fixed";
-  c.arch.forward_dtype = "float32";
-  model::EqrModel m(model::EqrModelOptions(c.arch));
+  c.arch.init = config::StateInit::kFixed;
+  c.compute.forward_dtype = "float32";
+  model::EqrModel m(model::EqrModelOptions(c.arch, c.compute));
   {
     torch::NoGradGuard no_grad;
     for (auto& p : m->L_level->parameters()) p.zero_();

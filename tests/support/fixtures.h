@@ -30,7 +30,7 @@ inline void shrink_to_width16(config::ArchConfig& a) {
 }
 
 /// A small model on a 4x4 board (S 16, V 6): hidden 32, 4 heads, 2 layers, h_cycles 3, l_cycles 2.
-/// Float32 on the CPU whatever the machine. Callers change what their test is about (noise, mixer, dtype).
+/// Build it with cpu_float32_compute() for float32 on the CPU whatever the machine. Callers change what their test is about (noise, mixer, dtype).
 inline config::ArchConfig tiny_arch_4x4() {
   config::ArchConfig a;
   a.hidden_size = 32;
@@ -42,8 +42,21 @@ inline config::ArchConfig tiny_arch_4x4() {
   a.l_layers = 2;
   a.h_cycles = 3;
   a.l_cycles = 2;
-  a.reduced_precision_on_cpu = false;  // float32 on every CPU (the auto default picks bfloat16 on some)
   return a;
+}
+
+/// float32 on every CPU (the auto default runs bfloat16 on CPUs with native bfloat16), bfloat16 on CUDA.
+inline config::ComputeConfig cpu_float32_compute() {
+  config::ComputeConfig c;
+  c.reduced_precision_on_cpu = false;
+  return c;
+}
+
+/// float32 on every device.
+inline config::ComputeConfig float32_compute() {
+  config::ComputeConfig c;
+  c.forward_dtype = "float32";
+  return c;
 }
 
 /// A batch of `b` rows for tiny_arch_4x4 drawn from a CPU generator seeded `seed`: inputs in [1, 6), labels

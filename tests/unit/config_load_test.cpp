@@ -28,7 +28,7 @@ void expect_config_error(Fn fn, std::initializer_list<std::string> needles) {
 TEST(ConfigDefaults, MatchReferenceSpecSection8) {
   const RunConfig c;
   // arch (spec §1.2, §1.5, §8)
-  EXPECT_EQ(c.arch.variant, "eqr");
+  EXPECT_EQ(c.arch.variant, Variant::kEqr);
   EXPECT_EQ(c.arch.hidden_size, 512);
   EXPECT_EQ(c.arch.num_heads, 8);
   EXPECT_DOUBLE_EQ(c.arch.expansion, 4.0);
@@ -44,10 +44,10 @@ TEST(ConfigDefaults, MatchReferenceSpecSection8) {
   EXPECT_DOUBLE_EQ(c.arch.rope_theta, 10000.0);
   EXPECT_DOUBLE_EQ(c.arch.lambda, 0.95);
   EXPECT_DOUBLE_EQ(c.arch.noise_scale, 0.01);
-  EXPECT_EQ(c.arch.init, "random");
+  EXPECT_EQ(c.arch.init, StateInit::kRandom);
   EXPECT_DOUBLE_EQ(c.arch.h_init_std, 1.0);
   EXPECT_DOUBLE_EQ(c.arch.l_init_std, 1.0);
-  EXPECT_EQ(c.arch.forward_dtype, "bfloat16");
+  EXPECT_EQ(c.compute.forward_dtype, "bfloat16");
   EXPECT_DOUBLE_EQ(c.arch.rms_norm_eps, 1e-5);
   EXPECT_DOUBLE_EQ(c.arch.q_head_bias_init, -5.0);
   EXPECT_EQ(c.arch.vocab_size, 11);
@@ -96,10 +96,12 @@ TEST(ConfigDefaults, MatchReferenceSpecSection8) {
 
 TEST(ConfigDefaults, EveryKnobIsWritten) {
   const Tree t = to_json(RunConfig{});
-  EXPECT_EQ(t["arch"].size(), 27u);
-  EXPECT_EQ(t["arch"]["cpu_gemm"], "auto");
-  EXPECT_TRUE(t["arch"]["reduced_precision_on_cpu"].is_null());  // auto
-  EXPECT_TRUE(t["arch"]["fused_kernels"].get<bool>());
+  EXPECT_EQ(t["arch"].size(), 23u);
+  EXPECT_EQ(t["compute"].size(), 4u);
+  EXPECT_EQ(t["compute"]["cpu_gemm"], "auto");
+  EXPECT_TRUE(t["compute"]["reduced_precision_on_cpu"].is_null());  // auto
+  EXPECT_TRUE(t["compute"]["fused_kernels"].get<bool>());
+  EXPECT_FALSE(t["arch"].contains("forward_dtype"));  // how a run computes is not architecture
   EXPECT_TRUE(t["train"].contains("grad_clip_norm"));
   EXPECT_TRUE(t["train"]["grad_clip_norm"].is_null());
   EXPECT_TRUE(t["eval"]["depth"].is_array());
@@ -180,6 +182,42 @@ TEST(ConfigLoad, RemovedKeyIsAClearErrorInUserConfigs) {
   const RunConfig old_eval = from_json(Tree::parse(R"({"eval": {"different_init_reset_std": 1.0, "tol": 0.25}})"));
   EXPECT_DOUBLE_EQ(old_eval.eval.tol, 0.25);
   EXPECT_FALSE(to_json(old_eval)["eval"].contains("different_init_reset_std"));
+}
+
+TEST(ConfigLoad, ComputeKeysMovedOutOfArch) {
+  // A user's config is told the new name ...
+  expect_config_error([] { load("", {"arch.forward_dtype=float32"}); },
+                      {"'arch.forward_dtype' moved to 'compute.forward_dtype'"});
+  expect_config_error([] { load("", {"arch.cpu_gemm=torch"}); }, {"compute.cpu_gemm"});
+  // ... and a config an older eqr stored (checkpoints, --resume) loads with the values moved.
+  const RunConfig old = from_json(Tree::parse(
+      R"({"arch": {"forward_dtype": "float32", "fused_kernels": false, "reduced_precision_on_cpu": true,
+                   "cpu_gemm": "torch", "hidden_size": 64}})"));
+  EXPECT_EQ(old.compute.forward_dtype, "float32");
+  EXPECT_FALSE(old.compute.fused_kernels);
+  EXPECT_EQ(old.compute.reduced_precision_on_cpu, std::optional<bool>(true));
+  EXPECT_EQ(old.compute.cpu_gemm, "torch");
+  EXPECT_EQ(old.arch.hidden_size, 64);
+  // Where both are given, compute's wins (a --config file over an old checkpoint's arch).
+  const RunConfig both = from_json(Tree::parse(
+      R"({"arch": {"forward_dtype": "float32"}, "compute": {"forward_dtype": "bfloat16"}})"));
+  EXPECT_EQ(both.compute.forward_dtype, "bfloat16");
+  EXPECT_EQ(arch_from_json(Tree::parse(R"({"forward_dtype": "float32", "l_layers": 3})")).l_layers, 3);
+}
+
+TEST(ConfigLoad, EnumsParseOnceAndListTheirNames) {
+  const RunConfig c = load("", {"arch.variant=feedforward", "arch.init=fixed", "data.source=built"});
+  EXPECT_EQ(c.arch.variant, Variant::kFeedforward);
+  EXPECT_EQ(c.arch.init, StateInit::kFixed);
+  EXPECT_EQ(c.data.source, DataSource::kBuilt);
+  const Tree t = to_json(c);
+  EXPECT_EQ(t["arch"]["variant"], "feedforward");  // written back by name
+  EXPECT_EQ(t["data"]["source"], "built");
+  EXPECT_EQ(from_json(t), c);
+  expect_config_error([] { load("", {"data.source=ftp"}); }, {"data.source", "one of generated, csv, built"});
+  expect_config_error([] { load("", {"arch.init=zeros"}); }, {"arch.init", "one of random, fixed"});
+  expect_config_error([] { load("", {"arch.variant=1"}); }, {"arch.variant", "one of eqr, trm, feedforward"});
+  EXPECT_EQ(name_of(Variant::kTrm), "trm");
 }
 
 TEST(ConfigLoad, IntervalLogKnobsAcceptNull) {

@@ -32,9 +32,10 @@ config::ArchConfig tiny_arch(bool mlp_t = true) {
   return a;
 }
 
-model::EqrModel make_model(const config::ArchConfig& a, uint64_t seed = 0) {
+model::EqrModel make_model(const config::ArchConfig& a, uint64_t seed = 0,
+                           const config::ComputeConfig& compute = eqr::test::cpu_float32_compute()) {
   torch::manual_seed(seed);
-  model::EqrModel m(model::EqrModelOptions{a});
+  model::EqrModel m(model::EqrModelOptions(a, compute));
   torch::NoGradGuard g;
   m->q_head->weight.normal_(0.0, 0.5);  // non-zero, so q_head's input gradient is not trivially zero
   return m;
@@ -208,10 +209,10 @@ TEST(GradientCheckpoint, AttentionSameValuesAndGradients) { expect_checkpoint_ma
 TEST(GradientCheckpoint, GlobalGeneratorIsReplayedToo) { expect_checkpoint_matches(tiny_arch(true), true); }
 
 TEST(GradientCheckpoint, ReducedPrecisionKeepsTheDtype) {
-  auto a = tiny_arch(true);
-  a.forward_dtype = "bfloat16";
-  a.reduced_precision_on_cpu = true;
-  auto m = make_model(a, 12);
+  config::ComputeConfig compute;
+  compute.forward_dtype = "bfloat16";
+  compute.reduced_precision_on_cpu = true;
+  auto m = make_model(tiny_arch(true), 12, compute);
   ASSERT_EQ(m->forward_dtype(), torch::kBFloat16);
   const Batch batch = make_batch(2, 13);
   const Carry c = random_carry(m, batch, 14, /*halted=*/false);

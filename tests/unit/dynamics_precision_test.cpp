@@ -26,11 +26,12 @@ struct Deviation {
 };
 
 Deviation one_step_deviation(config::ArchConfig a, uint64_t seed) {
-  a.forward_dtype = "bfloat16";
   const auto run = [&](bool reduced) {
-    a.reduced_precision_on_cpu = reduced;
+    config::ComputeConfig compute;
+    compute.forward_dtype = "bfloat16";
+    compute.reduced_precision_on_cpu = reduced;
     torch::manual_seed(seed);  // identical weights for both dtypes
-    model::EqrModel m(model::EqrModelOptions{a});
+    model::EqrModel m(model::EqrModelOptions(a, compute));
     const Batch batch = eqr::test::tiny_batch_4x4(16, seed);
     Carry c = initial_carry(m, batch);
     auto g = model::make_generator(torch::kCPU, seed + 1);
@@ -82,8 +83,8 @@ TEST(Bf16Precision, AttentionOneCallLogitsStayNearFloat32) {
 
 TEST(Bf16Precision, TrmOneCallLogitsStayNearFloat32) {
   auto a = one_call();
-  a.variant = "trm";
-  a.init = "fixed";
+  a.variant = config::Variant::kTrm;
+  a.init = config::StateInit::kFixed;
   expect_within_tolerance(a, "trm");
 }
 
@@ -95,10 +96,11 @@ namespace {
 
 TEST(Bf16Precision, Float32GradCycleOnCpu) {
   auto a = eqr::test::tiny_arch_4x4();
-  a.forward_dtype = "bfloat16";
-  a.reduced_precision_on_cpu = true;
+  config::ComputeConfig compute;
+  compute.forward_dtype = "bfloat16";
+  compute.reduced_precision_on_cpu = true;
   torch::manual_seed(3);
-  model::EqrModel m(model::EqrModelOptions{a});
+  model::EqrModel m(model::EqrModelOptions(a, compute));
   const Batch batch = eqr::test::tiny_batch_4x4(4, 3);
   const Carry c = initial_carry(m, batch);
   StepOptions mixed;

@@ -25,7 +25,7 @@ config::ArchConfig tiny_arch() { return eqr::test::tiny_arch_4x4(); }  // S 16, 
 
 model::EqrModel make_model(const config::ArchConfig& a, uint64_t seed = 0) {
   torch::manual_seed(seed);
-  return model::EqrModel(model::EqrModelOptions{a});
+  return model::EqrModel(model::EqrModelOptions(a, eqr::test::cpu_float32_compute()));
 }
 
 Batch make_batch(int64_t b, uint64_t seed) { return eqr::test::tiny_batch_4x4(b, seed); }
@@ -188,7 +188,7 @@ TEST(Step, NoiseZeroIsDeterministicAndSeedsReproduce) {
 
 TEST(Step, NoiseIsDrawnInEveryLLevelCallIncludingNoGradCyclesAndEval) {
   auto a = tiny_arch();
-  a.init = "fixed";  // no random draws for states; rows are running anyway
+  a.init = config::StateInit::kFixed;  // no random draws for states; rows are running anyway
   auto m = make_model(a);
   m->eval();
   torch::NoGradGuard no_grad;
@@ -256,10 +256,10 @@ TEST(Reset, RandomStatesUseTheConfiguredStdsAndFixedStatesBroadcastTheBuffers) {
   EXPECT_NEAR(l.std().item<double>(), 2.0, 0.04);
   EXPECT_LE(h.abs().max().item<double>(), 2.0 * model::compensated_std(0.5) + 1e-6);
 
-  a.variant = "trm";
+  a.variant = config::Variant::kTrm;
   a.lambda = 1.0;
   a.noise_scale = 0.0;
-  a.init = "fixed";
+  a.init = config::StateInit::kFixed;
   auto t = make_model(a);
   const auto [fh, fl] = initial_states(t, 3, g);
   EXPECT_TRUE(torch::equal(fh, t->H_init.view({1, 1, kD}).expand({3, kS, kD})));
@@ -269,8 +269,8 @@ TEST(Reset, RandomStatesUseTheConfiguredStdsAndFixedStatesBroadcastTheBuffers) {
 TEST(Step, FeedforwardVariantRestartsFromAFreshStateEveryStep) {
   auto a = tiny_arch();
   a.noise_scale = 0.0;
-  a.init = "fixed";  // fresh state = the same buffers every time
-  a.variant = "feedforward";
+  a.init = config::StateInit::kFixed;  // fresh state = the same buffers every time
+  a.variant = config::Variant::kFeedforward;
   auto ff = make_model(a, 3);
   const Batch batch = make_batch(2, 16);
   const StepOutput s1 = step(ff, initial_carry(ff, batch), batch);
@@ -278,7 +278,7 @@ TEST(Step, FeedforwardVariantRestartsFromAFreshStateEveryStep) {
   EXPECT_TRUE(torch::equal(s1.logits, s2.logits));  // no recurrence carried across steps
   EXPECT_TRUE(torch::equal(s2.carry.steps, torch::full({2}, 2, torch::kInt)));
 
-  a.variant = "eqr";
+  a.variant = config::Variant::kEqr;
   auto eqr = make_model(a, 3);
   const StepOutput e1 = step(eqr, initial_carry(eqr, batch), batch);
   EXPECT_TRUE(torch::equal(e1.logits, s1.logits));  // same weights, same first step

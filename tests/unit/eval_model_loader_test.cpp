@@ -21,7 +21,7 @@ config::RunConfig tiny_config() {
   c.arch.vocab_size = 6;
   c.arch.board_height = 4;
   c.arch.board_width = 4;
-  c.arch.forward_dtype = "float32";
+  c.compute.forward_dtype = "float32";
   c.data.box_rows = 2;
   c.data.box_cols = 2;
   return c;
@@ -30,7 +30,7 @@ config::RunConfig tiny_config() {
 std::string save_tiny(const std::string& tag, model::EqrModel* out = nullptr) {
   const auto cfg = tiny_config();
   torch::manual_seed(1);
-  model::EqrModel m(model::EqrModelOptions(cfg.arch));
+  model::EqrModel m(model::EqrModelOptions(cfg.arch, cfg.compute));
   io::Checkpoint ck;
   for (const auto& kv : m->state_dict()) {
     ck.tensors["model/" + kv.key()] = kv.value().detach().clone();
@@ -138,7 +138,7 @@ TEST(EvalModelLoader, ReferencePthFixtureIsReadAndMappedFromItsHydraConfig) {
 io::Checkpoint reference_like(model::EqrModel* out) {
   config::ArchConfig a = tiny_config().arch;
   torch::manual_seed(5);
-  model::EqrModel m{model::EqrModelOptions(a)};
+  model::EqrModel m{model::EqrModelOptions(a, test::float32_compute())};
   io::Checkpoint ck;
   for (const auto& kv : m->state_dict()) {
     ck.tensors["model/" + kv.key()] = kv.value().detach().clone();

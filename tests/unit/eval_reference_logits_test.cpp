@@ -23,6 +23,7 @@
 #include "eqr/dynamics/step.h"
 #include "eqr/io/reference_checkpoint.h"
 #include "eqr/model/eqr_model.h"
+#include "fixtures.h"
 #include "test_support.h"
 
 namespace eqr {
@@ -36,7 +37,7 @@ namespace {
 // fused attention kernel of LibTorch 2.x) and is still ~4 orders of magnitude below what a change of
 // semantics does (lambda 1.0 or one more h_cycle: 0.7-3.1, see the last test).
 // The fixture was made with PyTorch 1.13, whose float32 GEMMs run through OpenBLAS. eqr's float32 GEMMs take
-// another summation order: oneDNN's sgemm under Debian's LibTorch (arch.cpu_gemm auto, since issue 20) and MKL
+// another summation order: oneDNN's sgemm under Debian's LibTorch (compute.cpu_gemm auto, since issue 20) and MKL
 // under the 2.x wheels. Measured step-2 z_H of mlp_t (max |z_H| 2.1): 2.9e-4 under 2.11 (MKL), 2.4e-4 with
 // oneDNN (Release), 3.6e-4 with oneDNN in the ASan build (-O1, fused kernels without SIMD clones). So the
 // absolute tolerance is 6e-4, still three orders of magnitude below a change of semantics.
@@ -56,7 +57,7 @@ nlohmann::json settings(const std::string& variant) {
 /// The ArchConfig the python model was built with (see the fixture's JSON).
 config::ArchConfig arch_of(const nlohmann::json& j) {
   config::ArchConfig a;
-  a.variant = "eqr";
+  a.variant = config::Variant::kEqr;
   a.hidden_size = j.at("hidden_size").get<int64_t>();
   a.num_heads = j.at("num_heads").get<int64_t>();
   a.expansion = j.at("expansion").get<double>();
@@ -73,8 +74,7 @@ config::ArchConfig arch_of(const nlohmann::json& j) {
   a.rms_norm_eps = j.at("rms_norm_eps").get<double>();
   a.vocab_size = j.at("vocab_size").get<int64_t>();
   a.seq_len = j.at("seq_len").get<int64_t>();
-  a.init = "random";  // irrelevant: no row is halted, so step() never draws fresh states
-  a.forward_dtype = "float32";
+  a.init = config::StateInit::kRandom;  // irrelevant: no row is halted, so step() never draws fresh states
   return a;
 }
 
@@ -125,7 +125,7 @@ Fixture load(const std::string& variant) {
 model::EqrModel build(const Fixture& f, const config::ArchConfig& arch,
                       model::AttentionKernel kernel = model::AttentionKernel::kAuto) {
   torch::manual_seed(0);
-  model::EqrModel m(model::EqrModelOptions(arch).attention_kernel(kernel));
+  model::EqrModel m(model::EqrModelOptions(arch, test::float32_compute()).attention_kernel(kernel));
   const auto report = io::apply_state_dict(*m, f.ck.model, /*strict=*/true);
   EXPECT_TRUE(report.missing.empty());
   EXPECT_TRUE(report.unexpected.empty());

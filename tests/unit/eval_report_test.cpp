@@ -6,6 +6,7 @@
 
 #include "eqr/eval/report.h"
 #include "eqr/task/sudoku/sudoku_task.h"
+#include "fixtures.h"
 #include "test_support.h"
 
 namespace eqr::eval {
@@ -23,9 +24,8 @@ model::EqrModel tiny_model() {
   a.vocab_size = 6;
   a.board_height = 4;
   a.board_width = 4;
-  a.forward_dtype = "float32";
   torch::manual_seed(2);
-  return model::EqrModel(model::EqrModelOptions(a));
+  return model::EqrModel(model::EqrModelOptions(a, test::float32_compute()));
 }
 
 infer::PuzzleSet puzzles() {

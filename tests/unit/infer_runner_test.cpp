@@ -16,6 +16,7 @@
 #include "eqr/infer/runner.h"
 #include "eqr/model/init.h"
 #include "eqr/task/sudoku/sudoku_task.h"
+#include "fixtures.h"
 
 namespace eqr::infer {
 namespace {
@@ -33,13 +34,12 @@ config::ArchConfig tiny_arch(double noise) {
   a.board_height = 4;
   a.board_width = 4;
   a.noise_scale = noise;
-  a.forward_dtype = "float32";
   return a;
 }
 
 model::EqrModel tiny_model(double noise, bool random_q = false) {
   torch::manual_seed(3);
-  model::EqrModel m(model::EqrModelOptions(tiny_arch(noise)));
+  model::EqrModel m(model::EqrModelOptions(tiny_arch(noise), test::float32_compute()));
   if (random_q) {  // q_halt varies by row and step, so halt_on_q stops rows at different steps
     torch::NoGradGuard g;
     m->q_head->weight.normal_(0.0, 2.0);
@@ -344,7 +344,7 @@ TEST(InferRunner, AnswerPatienceStopsOnceTheDecodedAnswerStaysTheSame) {
   auto arch = tiny_arch(0.0);
   arch.lambda = 0.1;
   torch::manual_seed(3);
-  model::EqrModel m{model::EqrModelOptions(arch)};
+  model::EqrModel m{model::EqrModelOptions(arch, test::float32_compute())};
   const PuzzleSet ps = tiny_puzzles();
   constexpr int64_t cap = 12;
   std::vector<int64_t> every;

@@ -20,7 +20,7 @@ config::ArchConfig tiny_arch() { return eqr::test::tiny_arch_4x4(); }  // S 16, 
 TEST(EqrModel, PaperParameterCounts) {
   torch::manual_seed(0);
   const config::ArchConfig paper;  // ArchConfig defaults = the paper's Sudoku config
-  EqrModel m(EqrModelOptions{paper});
+  EqrModel m(EqrModelOptions(paper, eqr::test::cpu_float32_compute()));
   EXPECT_EQ(m->num_parameters(), 4855298);
   EXPECT_EQ(m->blocks_per_step(), 42);
   const auto p = m->named_parameters();
@@ -31,7 +31,7 @@ TEST(EqrModel, PaperParameterCounts) {
 
   config::ArchConfig attention = paper;
   attention.mlp_t = false;
-  EqrModel a(EqrModelOptions{attention});
+  EqrModel a(EqrModelOptions(attention, eqr::test::cpu_float32_compute()));
   EXPECT_EQ(a->num_parameters(), 6828034);
   EXPECT_EQ(a->named_parameters()["L_level.layers.0.self_attn.qkv_proj.weight"].sizes(),
             torch::IntArrayRef({1536, 512}));
@@ -40,7 +40,7 @@ TEST(EqrModel, PaperParameterCounts) {
 TEST(EqrModel, StepMatmulFlopsOfThePaperConfigByHand) {
   torch::manual_seed(0);
   const config::ArchConfig paper;
-  EqrModel m(EqrModelOptions{paper});
+  EqrModel m(EqrModelOptions(paper, eqr::test::cpu_float32_compute()));
   // One layer at B = 1: mlp_t mixes along S on D rows: 2 * 512 * (512*81 + 81*256) = 63,700,992;
   // the channel SwiGLU on S rows: 2 * 81 * (3072*512 + 512*1536) = 382,205,952. Two layers per L_level call.
   const double call = 2.0 * (63700992.0 + 382205952.0);
@@ -52,13 +52,13 @@ TEST(EqrModel, StepMatmulFlopsOfThePaperConfigByHand) {
   // Attention adds 4 * S^2 * D per block for scores and weighted sum; qkv/o projections count as weights.
   config::ArchConfig att = paper;
   att.mlp_t = false;
-  EqrModel a(EqrModelOptions{att});
+  EqrModel a(EqrModelOptions(att, eqr::test::cpu_float32_compute()));
   const double att_call = 2.0 * (2.0 * 81 * (1536.0 * 512 + 512.0 * 512) + 382205952.0 + 4.0 * 81 * 81 * 512);
   EXPECT_DOUBLE_EQ(step_matmul_flops(*a, 1).eval, 21 * att_call + head);
 }
 
 TEST(EqrModel, ParameterNamesAreTheReferenceKeys) {
-  EqrModel m(EqrModelOptions{tiny_arch()});
+  EqrModel m(EqrModelOptions(tiny_arch(), eqr::test::cpu_float32_compute()));
   const std::vector<std::string> expected = {
       "embed_tokens.embedding_weight",
       "lm_head.weight",
@@ -76,7 +76,7 @@ TEST(EqrModel, ParameterNamesAreTheReferenceKeys) {
   EXPECT_EQ(m->named_parameters().keys(), expected);
   auto attn_arch = tiny_arch();
   attn_arch.mlp_t = false;
-  EqrModel a(EqrModelOptions{attn_arch});
+  EqrModel a(EqrModelOptions(attn_arch, eqr::test::cpu_float32_compute()));
   const auto keys = a->named_parameters().keys();
   EXPECT_EQ(keys[4], "L_level.layers.0.self_attn.qkv_proj.weight");
   EXPECT_EQ(keys[5], "L_level.layers.0.self_attn.o_proj.weight");
@@ -86,7 +86,7 @@ TEST(EqrModel, ParameterNamesAreTheReferenceKeys) {
 TEST(EqrModel, InitialisationOfHeadsAndEmbedding) {
   torch::manual_seed(1);
   config::ArchConfig paper;
-  EqrModel m(EqrModelOptions{paper});
+  EqrModel m(EqrModelOptions(paper, eqr::test::cpu_float32_compute()));
   EXPECT_TRUE(torch::equal(m->q_head->weight, torch::zeros({2, 512})));
   EXPECT_TRUE(torch::equal(m->q_head->bias, torch::full({2}, -5.0)));
   EXPECT_FALSE(m->lm_head->bias.defined());
@@ -100,7 +100,7 @@ TEST(EqrModel, InitialisationOfHeadsAndEmbedding) {
 
 TEST(EqrModel, QHeadReadsTokenZeroInFloat32) {
   torch::manual_seed(2);
-  EqrModel m(EqrModelOptions{tiny_arch()});
+  EqrModel m(EqrModelOptions(tiny_arch(), eqr::test::cpu_float32_compute()));
   {
     torch::NoGradGuard no_grad;
     m->q_head->weight.normal_();
@@ -114,7 +114,7 @@ TEST(EqrModel, QHeadReadsTokenZeroInFloat32) {
 }
 
 TEST(EqrModel, ScaledEmbeddingHasGradient) {
-  EqrModel m(EqrModelOptions{tiny_arch()});
+  EqrModel m(EqrModelOptions(tiny_arch(), eqr::test::cpu_float32_compute()));
   const auto ids = torch::tensor({0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3}, torch::kInt).view({1, 16});
   const auto x = m->embed(ids);
   ASSERT_EQ(x.sizes(), torch::IntArrayRef({1, 16, 32}));
@@ -125,7 +125,7 @@ TEST(EqrModel, ScaledEmbeddingHasGradient) {
 }
 
 TEST(EqrModel, InitBuffersAreNotParametersAndPersistOnlyForFixedInit) {
-  EqrModel m(EqrModelOptions{tiny_arch()});
+  EqrModel m(EqrModelOptions(tiny_arch(), eqr::test::cpu_float32_compute()));
   for (const auto& key : m->named_parameters().keys()) {
     EXPECT_NE(key, "H_init");
     EXPECT_NE(key, "L_init");
@@ -137,11 +137,11 @@ TEST(EqrModel, InitBuffersAreNotParametersAndPersistOnlyForFixedInit) {
   EXPECT_EQ(m->state_dict().size(), m->named_parameters().size());
 
   auto trm = tiny_arch();
-  trm.variant = "trm";
+  trm.variant = config::Variant::kTrm;
   trm.lambda = 1.0;
   trm.noise_scale = 0.0;
-  trm.init = "fixed";
-  EqrModel t(EqrModelOptions{trm});
+  trm.init = config::StateInit::kFixed;
+  EqrModel t(EqrModelOptions(trm, eqr::test::cpu_float32_compute()));
   EXPECT_TRUE(t->state_dict().contains("H_init"));
   EXPECT_TRUE(t->state_dict().contains("L_init"));
   EXPECT_EQ(t->state_dict().size(), t->named_parameters().size() + 2);
@@ -151,40 +151,48 @@ TEST(EqrModel, InitBuffersAreNotParametersAndPersistOnlyForFixedInit) {
 }
 
 TEST(EqrModel, ForwardDtypeOnCpuFollowsTheConfigOrTheCpu) {
-  auto a = tiny_arch();
-  a.forward_dtype = "bfloat16";
-  a.reduced_precision_on_cpu = false;
-  EqrModel m(EqrModelOptions{a});
+  const auto a = tiny_arch();
+  config::ComputeConfig c;
+  c.forward_dtype = "bfloat16";
+  c.reduced_precision_on_cpu = false;
+  EqrModel m(EqrModelOptions(a, c));
   EXPECT_EQ(m->forward_dtype(), torch::kFloat);
-  a.reduced_precision_on_cpu = std::nullopt;  // auto
-  EqrModel automatic(EqrModelOptions{a});
+  c.reduced_precision_on_cpu = std::nullopt;  // auto
+  EqrModel automatic(EqrModelOptions(a, c));
   EXPECT_EQ(automatic->forward_dtype(), cpu_has_native_bf16() ? torch::kBFloat16 : torch::kFloat);
-  a.reduced_precision_on_cpu = true;
-  EqrModel r(EqrModelOptions{a});
+  c.reduced_precision_on_cpu = true;
+  EqrModel r(EqrModelOptions(a, c));
   EXPECT_EQ(r->forward_dtype(), torch::kBFloat16);
   EXPECT_EQ(r->embed(torch::zeros({1, 16}, torch::kLong)).scalar_type(), torch::kBFloat16);
 }
 
 TEST(EqrModel, RopeOnlyForTheAttentionVariant) {
-  EqrModel m(EqrModelOptions{tiny_arch()});
+  EqrModel m(EqrModelOptions(tiny_arch(), eqr::test::cpu_float32_compute()));
   EXPECT_FALSE(m->cos_sin().defined());
   auto a = tiny_arch();
   a.mlp_t = false;
   a.pos_encodings = "rope2d";
-  EqrModel r(EqrModelOptions{a});
+  EqrModel r(EqrModelOptions(a, eqr::test::cpu_float32_compute()));
   EXPECT_TRUE(r->cos_sin().is_2d());
   a.pos_encodings = "none";
-  EqrModel n(EqrModelOptions{a});
+  EqrModel n(EqrModelOptions(a, eqr::test::cpu_float32_compute()));
   EXPECT_FALSE(n->cos_sin().defined());
 }
 
 TEST(EqrModel, RejectsBadArch) {
+  // An unknown variant cannot be spelled in C++ any more (config::Variant); the config names the valid ones.
+  try {
+    config::load("", {"arch.variant=hrm"});
+    ADD_FAILURE() << "arch.variant=hrm was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("one of eqr, trm, feedforward"), std::string::npos) << e.what();
+  }
+  config::ComputeConfig bad_dtype;
+  bad_dtype.forward_dtype = "int8";
+  EXPECT_THROW(EqrModel(EqrModelOptions(tiny_arch(), bad_dtype)), ConfigError);
   auto a = tiny_arch();
-  a.variant = "hrm";
-  EXPECT_THROW(EqrModel(EqrModelOptions{a}), ConfigError);
-  a = tiny_arch();
   a.h_cycles = 0;
-  EXPECT_THROW(EqrModel(EqrModelOptions{a}), ConfigError);
+  EXPECT_THROW(EqrModel(EqrModelOptions(a, eqr::test::cpu_float32_compute())), ConfigError);
 }
 
 }  // namespace

@@ -45,7 +45,7 @@ TEST(MazeTaskSeam, MakeTaskSelectsMazeAndChecksTheSide) {
   not_square.arch.seq_len = 120;
   EXPECT_THROW(make_task(not_square), ConfigError);
   auto csv = maze_config(11);
-  csv.data.source = "csv";
+  csv.data.source = config::DataSource::kCsv;
   EXPECT_THROW(make_task(csv), ConfigError);
 }
 

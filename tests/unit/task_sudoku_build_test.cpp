@@ -260,7 +260,7 @@ TEST(TaskSudokuBuild, RejectsBadOptions) {
 
 config::DataConfig csv_config(const fs::path& data_path) {
   config::DataConfig c;
-  c.source = "csv";
+  c.source = config::DataSource::kCsv;
   c.data_path = data_path.string();
   c.train_csv = (build_fixture() / "train.csv").string();
   c.test_csv = (build_fixture() / "test.csv").string();
@@ -292,7 +292,7 @@ TEST(TaskSudokuBuild, LoadOrBuildCachesAndProtectsForeignData) {
   config::DataConfig f = csv_config(dir / "foreign");
   EXPECT_THROW(load_or_build(f, "train"), ConfigError);
   // ...but source = built reads it.
-  f.source = "built";
+  f.source = config::DataSource::kBuilt;
   EXPECT_EQ(load_or_build(f, "train").num_examples(), 15);
   f.box_rows = 2;
   EXPECT_THROW(load_or_build(f, "train"), ConfigError);  // 81 cells are not a 6x6 board

@@ -29,6 +29,7 @@ constexpr int64_t kB = 6;
 config::RunConfig tiny_run() {
   config::RunConfig cfg;
   cfg.arch = test::tiny_arch_4x4();
+  cfg.compute = test::cpu_float32_compute();
   cfg.arch.halt_max_steps = 2;  // rows halt and restart on new batch rows within the test
   cfg.arch.halt_exploration_prob = 0.5;
   cfg.arch.noise_scale = 0.05;
@@ -50,7 +51,7 @@ struct TrainRun {
 
   explicit TrainRun(const config::RunConfig& cfg) {
     seed_torch(3);
-    model = model::EqrModel(model::EqrModelOptions(cfg.arch));
+    model = model::EqrModel(model::EqrModelOptions(cfg.arch, cfg.compute));
     model->train();
     optimizer = make_optimizer(model, cfg.train);
     ema = make_ema(model, cfg.train);

@@ -15,6 +15,7 @@
 #include "eqr/model/init.h"
 #include "eqr/train/distributed.h"
 #include "eqr/train/trainer.h"
+#include "fixtures.h"
 
 namespace eqr::train {
 namespace {
@@ -34,7 +35,6 @@ config::ArchConfig tiny_arch() {
   a.h_cycles = 2;
   a.l_cycles = 1;
   a.halt_max_steps = 3;
-  a.forward_dtype = "float32";
   a.noise_scale = 0.05;  // path noise on: results depend on the generator
   return a;
 }
@@ -65,7 +65,7 @@ std::shared_ptr<const data::SplitData> test_split(int64_t n) {
 
 TEST(TrainTrainer, EvaluationLeavesTheTrainingAndGlobalGeneratorsAlone) {
   torch::manual_seed(0);
-  model::EqrModel model{model::EqrModelOptions(tiny_arch())};
+  model::EqrModel model{model::EqrModelOptions(tiny_arch(), test::float32_compute())};
   model->train();
   const auto split = test_split(10);
   Distributed dist;  // one process
@@ -102,7 +102,7 @@ TEST(TrainTrainer, EvaluationLeavesTheTrainingAndGlobalGeneratorsAlone) {
 
 TEST(TrainTrainer, AStopRequestEndsAnEvaluationAtABatchBoundary) {
   torch::manual_seed(0);
-  model::EqrModel model{model::EqrModelOptions(tiny_arch())};
+  model::EqrModel model{model::EqrModelOptions(tiny_arch(), test::float32_compute())};
   model->train();
   const auto split = test_split(10);
   Distributed dist;

@@ -1,8 +1,9 @@
 #pragma once
 // Configuration structs of eqr. Every knob of the reference (reference/eqr_spec.md §8) lives here with
 // the reference default, under our snake_case names (H_cycles -> h_cycles, lambda_ -> lambda,
-// different_init -> breadth, eval halt_max_steps -> depth). Trained-model hyperparameters (ArchConfig,
-// saved with checkpoints) stay apart from run-time knobs.
+// different_init -> breadth, eval halt_max_steps -> depth). What a model is (ArchConfig: shapes, variant, init,
+// saved with checkpoints) stays apart from how a run computes (ComputeConfig: dtype, fused kernels, GEMM),
+// as llama.cpp keeps hparams apart from cparams.
 //
 // One field table per struct (`describe`) drives loading, validation, printing and docs, so a knob is
 // declared exactly once.
@@ -14,11 +15,28 @@
 
 namespace eqr::config {
 
+/// Model family (arch.variant).
+enum class Variant { kEqr, kTrm, kFeedforward };
+/// Initial states of a trajectory (arch.init).
+enum class StateInit { kRandom, kFixed };
+/// Where the data comes from (data.source).
+enum class DataSource { kGenerated, kCsv, kBuilt };
+
+/// The config names of an enum's values, in declaration order: the one table each is parsed and written with.
+const std::vector<std::string>& enum_names(Variant);
+const std::vector<std::string>& enum_names(StateInit);
+const std::vector<std::string>& enum_names(DataSource);
+/// The config name of a value ("eqr", "fixed", "built", ...).
+template <class E>
+const std::string& name_of(E value) {
+  return enum_names(value)[static_cast<size_t>(value)];
+}
+
 /// The trained network: shapes, recursion schedule, damping/noise, initial states, precision.
 struct ArchConfig {
   /// Model family: "eqr" (damped, noisy, random init), "trm" (lambda 1, noise 0, fixed init), or
   /// "feedforward" (no carry across supervision steps: every step starts from a fresh state).
-  std::string variant = "eqr";
+  Variant variant = Variant::kEqr;
   /// Width D of the latent states z_H, z_L.
   int64_t hidden_size = 512;
   /// Attention heads (attention variant only); head_dim = hidden_size / num_heads.
@@ -51,11 +69,24 @@ struct ArchConfig {
   double noise_scale = 0.01;
   /// Initial state: "random" (fresh truncated-normal per row and element) or "fixed" (one buffer vector
   /// broadcast to every token, as TRM).
-  std::string init = "random";
+  StateInit init = StateInit::kRandom;
   /// Std of the random initial z_H.
   double h_init_std = 1.0;
   /// Std of the random initial z_L.
   double l_init_std = 1.0;
+  /// RMSNorm epsilon.
+  double rms_norm_eps = 1e-5;
+  /// Initial bias of both q_head outputs (the reference uses -5: start by not halting).
+  double q_head_bias_init = -5.0;
+  /// Vocabulary size V (Sudoku: pad, blank, 9 digits = 11).
+  int64_t vocab_size = 11;
+  /// Sequence length S (cells per board; 81 for 9x9).
+  int64_t seq_len = 81;
+};
+
+/// How a run computes, not what the model is: the same weights run with any of these (results differ by
+/// rounding only). Old configs' arch.<key> of these load into compute.<key> (config.cpp's moved keys).
+struct ComputeConfig {
   /// Forward dtype: "bfloat16" (reference, CUDA) or "float32". Parameters are always float32.
   std::string forward_dtype = "bfloat16";
   /// Reduced-precision forward on the CPU: null = auto (forward_dtype bfloat16 runs in bfloat16 where the
@@ -70,14 +101,6 @@ struct ArchConfig {
   /// LibTorch), else LibTorch's own; onednn = oneDNN (an error where absent); torch = at::linear (OpenBLAS
   /// under Debian's LibTorch). Same products up to summation order (docs/performance.md, "float32 GEMMs").
   std::string cpu_gemm = "auto";
-  /// RMSNorm epsilon.
-  double rms_norm_eps = 1e-5;
-  /// Initial bias of both q_head outputs (the reference uses -5: start by not halting).
-  double q_head_bias_init = -5.0;
-  /// Vocabulary size V (Sudoku: pad, blank, 9 digits = 11).
-  int64_t vocab_size = 11;
-  /// Sequence length S (cells per board; 81 for 9x9).
-  int64_t seq_len = 81;
 };
 
 /// Where puzzles come from and how the training build is made (reference/eqr_spec.md §4).
@@ -87,7 +110,7 @@ struct DataConfig {
   std::string task = "sudoku";
   /// Data source: "generated" (eqr's generator), "csv" (Sudoku-Extreme CSV files), "built" (a directory
   /// written by `eqr data build`, or the reference's numpy layout).
-  std::string source = "generated";
+  DataSource source = DataSource::kGenerated;
   /// Directory of a built dataset: read when source = built; with generated or csv the build is cached
   /// there and reused while its manifest matches the config (empty = build in memory on every run).
   std::string data_path = "data/sudoku-extreme-1k-aug-1000";
@@ -234,6 +257,8 @@ struct RunConfig {
   int64_t num_threads = 0;
   /// The network.
   ArchConfig arch;
+  /// How it computes.
+  ComputeConfig compute;
   /// The data.
   DataConfig data;
   /// Training.
@@ -243,6 +268,7 @@ struct RunConfig {
 };
 
 bool operator==(const ArchConfig& a, const ArchConfig& b);
+bool operator==(const ComputeConfig& a, const ComputeConfig& b);
 bool operator==(const DataConfig& a, const DataConfig& b);
 bool operator==(const TrainConfig& a, const TrainConfig& b);
 bool operator==(const EvalConfig& a, const EvalConfig& b);

@@ -17,14 +17,14 @@
 
 namespace eqr {
 
-/// Which GEMM a float32 CPU linear layer uses (arch.cpu_gemm).
+/// Which GEMM a float32 CPU linear layer uses (compute.cpu_gemm).
 enum class CpuGemm {
   kAuto,    ///< oneDNN's sgemm where LibTorch's process has it, else LibTorch's (the default)
   kOneDnn,  ///< oneDNN's sgemm; RuntimeError at the first product where it is not available
   kTorch,   ///< at::linear (OpenBLAS under Debian's LibTorch, MKL under the wheel's)
 };
 
-/// Parses "auto" | "onednn" | "torch" (ConfigError naming arch.cpu_gemm otherwise).
+/// Parses "auto" | "onednn" | "torch" (ConfigError naming compute.cpu_gemm otherwise).
 CpuGemm parse_cpu_gemm(const std::string& name);
 const char* cpu_gemm_name(CpuGemm g);
 

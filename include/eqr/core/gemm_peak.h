@@ -47,7 +47,7 @@ const char* bf16_path_name(bool native);
 bool device_has_native_bf16(const c10::Device& device);
 
 /// Times the (m, k) @ (k, n) product the model's linear layers run (eqr::linear with `gemm`, the model's
-/// arch.cpu_gemm: oneDNN's sgemm for float32 on the CPU where present, else LibTorch's GEMM) on `device` in
+/// compute.cpu_gemm: oneDNN's sgemm for float32 on the CPU where present, else LibTorch's GEMM) on `device` in
 /// float32 and in bfloat16, each for about
 /// `seconds` (at least 3 products) after one warm-up, synchronising CUDA around the timer; 2*m*k*n FLOP per
 /// product. Each dtype is validated first as the header comment says (RuntimeError naming the dtype, the

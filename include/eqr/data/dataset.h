@@ -29,10 +29,14 @@
 
 namespace eqr::data {
 
+/// Label id of cells that carry no loss and no score (the reference's IGNORE_LABEL_ID, PyTorch's
+/// cross-entropy ignore_index): padding rows, the dataset's ignore_label_id, puzzles without a known answer.
+inline constexpr int32_t kIgnoreLabelId = -100;
+
 /// dataset.json (the reference's PuzzleDatasetMetadata).
 struct DatasetMetadata {
   int64_t pad_id = 0;                          ///< token of padding cells / rows
-  std::optional<int64_t> ignore_label_id = 0;  ///< labels equal to this become -100 at collate time
+  std::optional<int64_t> ignore_label_id = 0;  ///< labels equal to this become kIgnoreLabelId at collate time
   int64_t blank_identifier_id = 0;             ///< puzzle identifier of padding rows
   int64_t vocab_size = 11;                     ///< V
   int64_t seq_len = 81;                        ///< S

@@ -41,13 +41,10 @@
 
 namespace eqr::data {
 
-/// Label id of cells that carry no loss (PyTorch's cross-entropy ignore_index).
-constexpr int32_t kIgnoreLabelId = -100;
-
 /// One local batch.
 struct Batch {
   at::Tensor inputs;              ///< (B, S) int32 token ids; padding rows pad_id
-  at::Tensor labels;              ///< (B, S) int32; ignore_label_id and padding rows -> -100
+  at::Tensor labels;              ///< (B, S) int32; ignore_label_id and padding rows -> kIgnoreLabelId
   at::Tensor puzzle_identifiers;  ///< (B) int32; padding rows blank_identifier_id
   at::Tensor example_indices;     ///< (B) int64 row of the split per batch row; -1 for padding rows
   int64_t effective_size = 0;        ///< real rows of the GLOBAL batch (reference: effective_global_size)

@@ -19,7 +19,7 @@ namespace eqr::dynamics {
 /// Puzzle rows as fed to a supervision step (the loader's batch maps onto this).
 struct Batch {
   at::Tensor inputs;              ///< (B, S) integer token ids; required
-  at::Tensor labels;              ///< (B, S) integer ids (-100 = ignore); undefined when there are none
+  at::Tensor labels;              ///< (B, S) integer ids (data::kIgnoreLabelId = ignore); undefined when there are none
   at::Tensor puzzle_identifiers;  ///< (B) integer; undefined allowed; the model does not read it
   int64_t size() const { return inputs.defined() ? inputs.size(0) : 0; }
   /// The same rows on `device` (undefined fields stay undefined).

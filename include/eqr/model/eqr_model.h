@@ -37,9 +37,12 @@
 namespace eqr::model {
 
 struct EqrModelOptions {
-  explicit EqrModelOptions(config::ArchConfig arch) : arch_(std::move(arch)) {}
-  /// Every architecture knob (shapes, schedule, damping, noise, init, precision).
+  explicit EqrModelOptions(config::ArchConfig arch, config::ComputeConfig compute = {})
+      : arch_(std::move(arch)), compute_(std::move(compute)) {}
+  /// Every architecture knob (shapes, schedule, damping, noise, init).
   TORCH_ARG(config::ArchConfig, arch);
+  /// How it computes: forward dtype, reduced precision on the CPU, fused kernels, CPU GEMM.
+  TORCH_ARG(config::ComputeConfig, compute);
   /// Attention kernel of the attention variant (tests compare kMath and kFused).
   TORCH_ARG(AttentionKernel, attention_kernel) = AttentionKernel::kAuto;
 };
@@ -49,10 +52,11 @@ class EqrModelImpl : public torch::nn::Module {
   explicit EqrModelImpl(const EqrModelOptions& options);
 
   const config::ArchConfig& arch() const { return options.arch(); }
+  const config::ComputeConfig& compute() const { return options.compute(); }
   /// Device of the parameters.
   c10::Device device() const;
-  /// The dtype states and activations use: eqr::forward_dtype_for(arch.forward_dtype, device(),
-  /// arch.reduced_precision_on_cpu) — bfloat16 on CUDA (reference); on the CPU bfloat16 where it has
+  /// The dtype states and activations use: eqr::forward_dtype_for(compute.forward_dtype, device(),
+  /// compute.reduced_precision_on_cpu) — bfloat16 on CUDA (reference); on the CPU bfloat16 where it has
   /// native bfloat16 arithmetic (eqr::cpu_has_native_bf16), else float32, unless the config says.
   c10::ScalarType forward_dtype() const;
 
@@ -87,6 +91,20 @@ class EqrModelImpl : public torch::nn::Module {
   at::Tensor L_init;  ///< (D) float32, trunc-normal std l_init_std
 };
 TORCH_MODULE(EqrModel);
+
+/// Puts a model in eval mode for a scope and restores the mode it had after, also when the scope throws (the
+/// trainer's evaluation and the inference runner).
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(EqrModel& model) : model_(model), was_training_(model->is_training()) { model_->eval(); }
+  ~EvalModeGuard() { model_->train(was_training_); }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  EqrModel& model_;
+  bool was_training_;
+};
 
 /// Blocks per supervision step of an ArchConfig: h_cycles * (l_cycles + 1) * l_layers.
 int64_t blocks_per_step(const config::ArchConfig& arch);

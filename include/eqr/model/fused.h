@@ -5,10 +5,10 @@
 // it), in one pass over memory, with float32 arithmetic and one rounding to the tensor's dtype where the
 // composition rounds (so bfloat16 results match the reference's op-by-op rounding except for reduction
 // order). The fused CPU kernel runs when the tensors are on the CPU, float32 or bfloat16, and `fused` is
-// true (arch.fused_kernels). Where a gradient is needed, it runs inside an autograd Function whose
+// true (compute.fused_kernels). Where a gradient is needed, it runs inside an autograd Function whose
 // backward is a fused kernel too (first-order gradients; the same forward values with and without grad,
 // so gradient checkpointing's recomputation reproduces its forward bit for bit). Otherwise (CUDA,
-// float16, arch.fused_kernels = false) the function runs the LibTorch composition itself, so callers
+// float16, compute.fused_kernels = false) the function runs the LibTorch composition itself, so callers
 // need not branch.
 //
 // Shape legend: B batch, S cells, D hidden, I SwiGLU intermediate, N any leading size.

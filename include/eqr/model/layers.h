@@ -82,7 +82,7 @@ struct CastedLinearOptions {
   TORCH_ARG(int64_t, out_features);
   /// Learnable bias (only q_head has one).
   TORCH_ARG(bool, bias) = false;
-  /// GEMM of float32 products on the CPU (eqr/core/cpu_gemm.h; arch.cpu_gemm).
+  /// GEMM of float32 products on the CPU (eqr/core/cpu_gemm.h; compute.cpu_gemm).
   TORCH_ARG(CpuGemm, cpu_gemm) = CpuGemm::kAuto;
 };
 
@@ -159,7 +159,7 @@ struct SwiGLUOptions {
   TORCH_ARG(int64_t, in_dim);
   /// Expansion; I = swiglu_intermediate_size(in_dim, expansion).
   TORCH_ARG(double, expansion);
-  /// Fused activation kernel where no gradient is needed (eqr/model/fused.h; arch.fused_kernels).
+  /// Fused activation kernel where no gradient is needed (eqr/model/fused.h; compute.fused_kernels).
   TORCH_ARG(bool, fused) = true;
 };
 

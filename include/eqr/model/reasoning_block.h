@@ -40,7 +40,7 @@ struct ReasoningBlockOptions {
   TORCH_ARG(double, rms_norm_eps) = 1e-5;
   /// Attention kernel (attention variant).
   TORCH_ARG(AttentionKernel, attention_kernel) = AttentionKernel::kAuto;
-  /// Fused elementwise kernels where no gradient is needed (eqr/model/fused.h; arch.fused_kernels).
+  /// Fused elementwise kernels where no gradient is needed (eqr/model/fused.h; compute.fused_kernels).
   TORCH_ARG(bool, fused) = true;
 };
 

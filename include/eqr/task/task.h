@@ -38,7 +38,7 @@ class Task;
 struct PuzzleSet {
   std::shared_ptr<const Task> task;  ///< what the examples are (verifying, printing); null = unknown
   at::Tensor inputs;     ///< (P, S) int32 token ids
-  at::Tensor labels;     ///< (P, S) int32 token ids, -100 = not scored; undefined = no answers known
+  at::Tensor labels;     ///< (P, S) int32 token ids, data::kIgnoreLabelId = not scored; undefined = no answers known
   std::vector<std::string> names;  ///< optional per-puzzle label (source:line), empty allowed
   std::vector<int64_t> ids;        ///< identity of each puzzle for seeding its initial states
                                    ///< (empty = its index); PuzzleResult::puzzle is the index
@@ -72,7 +72,7 @@ class Task {
   /// Examples of a task-specific file (Sudoku: a Sudoku-Extreme CSV), the first `max_puzzles` (0 = all).
   virtual PuzzleSet read_file(const std::string& path, int64_t max_puzzles = 0) const = 0;
   /// Examples written as text, one string each (Sudoku: a grid string); labels where the task can compute
-  /// the answer, else -100. DataError naming the example for malformed text.
+  /// the answer, else data::kIgnoreLabelId. DataError naming the example for malformed text.
   virtual PuzzleSet parse_puzzles(const std::vector<std::string>& texts) const = 0;
   /// `count` fresh examples of the task's generator (data section's knobs), seeded by `seed`.
   virtual PuzzleSet generate(int64_t count, uint64_t seed) const = 0;

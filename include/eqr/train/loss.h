@@ -16,10 +16,12 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "eqr/data/dataset.h"
+
 namespace eqr::train {
 
 /// Label value that carries no loss (padding rows; the reference's IGNORE_LABEL_ID).
-inline constexpr int64_t kIgnoreLabelId = -100;
+using data::kIgnoreLabelId;
 
 /// Which token loss: the reference's "stablemax_cross_entropy" or "softmax_cross_entropy".
 enum class LossType { Stablemax, Softmax };

@@ -50,7 +50,7 @@ PuzzleSet from_grids(const std::vector<std::vector<uint8_t>>& inputs, const std:
   PuzzleSet set;
   const int64_t p = static_cast<int64_t>(inputs.size());
   set.inputs = torch::empty({p, s}, torch::kInt);
-  set.labels = torch::full({p, s}, -100, torch::kInt);
+  set.labels = torch::full({p, s}, data::kIgnoreLabelId, torch::kInt);
   auto in = set.inputs.accessor<int32_t, 2>();
   auto lab = set.labels.accessor<int32_t, 2>();
   for (int64_t i = 0; i < p; ++i) {
@@ -172,14 +172,14 @@ TaskGeometry MazeTask::geometry() const {
 
 void MazeTask::check_config(const config::RunConfig& config) const {
   Task::check_config(config);
-  EQR_CHECK(config.data.source != "csv", ConfigError, "config key 'data.source' = \"csv\": data.task = maze has no ",
+  EQR_CHECK(config.data.source != config::DataSource::kCsv, ConfigError, "config key 'data.source' = \"csv\": data.task = maze has no ",
             "CSV source; expected generated or built (the reference's numpy layout)");
 }
 
 data::SplitData MazeTask::load_or_build(const std::string& split) const {
   EQR_CHECK(split == "train" || split == "test", UsageError, "split '", split, "': expected train or test");
-  if (data_.source == "built") return load_split(data_.data_path, split);
-  EQR_CHECK(data_.source == "generated", ConfigError, "config key 'data.source' = \"", data_.source,
+  if (data_.source == config::DataSource::kBuilt) return load_split(data_.data_path, split);
+  EQR_CHECK(data_.source == config::DataSource::kGenerated, ConfigError, "config key 'data.source' = \"", config::name_of(data_.source),
             "\": data.task = maze reads generated or built data");
   // Train and test from one call (train first), so that the test mazes differ from every training maze.
   MazeGeneratorOptions g;

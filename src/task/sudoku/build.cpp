@@ -419,12 +419,12 @@ BuildOptions build_options(const config::DataConfig& cfg) {
 
 nlohmann::ordered_json build_request(const config::DataConfig& cfg) {
   const BuildOptions opts = build_options(cfg);
-  if (cfg.source == "csv") {
+  if (cfg.source == config::DataSource::kCsv) {
     EQR_CHECK(!cfg.train_csv.empty(), ConfigError, "data.source = csv needs data.train_csv");
     const SourceInfo te = cfg.test_csv.empty() ? generated_info(cfg, cfg.generate_test) : csv_info(cfg.test_csv);
     return make_request(opts, csv_info(cfg.train_csv), te);
   }
-  EQR_CHECK(cfg.source == "generated", ConfigError, "data.source = '", cfg.source,
+  EQR_CHECK(cfg.source == config::DataSource::kGenerated, ConfigError, "data.source = '", config::name_of(cfg.source),
             "' has no build request (expected csv or generated)");
   return make_request(opts, generated_info(cfg, cfg.generate_train), generated_info(cfg, cfg.generate_test));
 }
@@ -432,7 +432,7 @@ nlohmann::ordered_json build_request(const config::DataConfig& cfg) {
 BuiltDataset build_dataset(const config::DataConfig& cfg, const PuzzleSource& generate, bool reference_dtypes) {
   BuildOptions opts = build_options(cfg);
   opts.reference_dtypes = reference_dtypes;
-  if (cfg.source == "csv") {
+  if (cfg.source == config::DataSource::kCsv) {
     EQR_CHECK(!cfg.train_csv.empty(), ConfigError, "data.source = csv needs data.train_csv");
     if (!cfg.test_csv.empty()) return build_from_csv(cfg.train_csv, cfg.test_csv, opts);
     // CSV train split, generated test split.
@@ -442,7 +442,7 @@ BuiltDataset build_dataset(const config::DataConfig& cfg, const PuzzleSource& ge
     const KeptRows test = keep_rows(generate_rows(generate, cfg, cfg.generate_test, "test"), opts, "test", te);
     return build_from_kept(train, test, opts, tr, te);
   }
-  EQR_CHECK(cfg.source == "generated", ConfigError, "data.source = '", cfg.source,
+  EQR_CHECK(cfg.source == config::DataSource::kGenerated, ConfigError, "data.source = '", config::name_of(cfg.source),
             "' cannot be built (expected csv or generated; 'built' reads data.data_path)");
   return build_from_rows(generate_rows(generate, cfg, cfg.generate_train, "train"),
                          generate_rows(generate, cfg, cfg.generate_test, "test"), opts,
@@ -453,7 +453,7 @@ data::SplitData load_or_build(const config::DataConfig& cfg, const std::string& 
                               const PuzzleSource& generate) {
   EQR_CHECK(split == "train" || split == "test", UsageError, "dataset split '", split, "': expected train or test");
   const Geometry geom = Geometry::from_box(static_cast<int>(cfg.box_rows), static_cast<int>(cfg.box_cols));
-  if (cfg.source == "built") {
+  if (cfg.source == config::DataSource::kBuilt) {
     data::SplitData d = data::load_split(cfg.data_path, split);
     const std::optional<Geometry> held = split_geometry(d);
     EQR_CHECK(d.seq_len() == geom.cells() && (!held || *held == geom), ConfigError, "data.data_path = ",
@@ -462,7 +462,7 @@ data::SplitData load_or_build(const config::DataConfig& cfg, const std::string& 
               " cells)");
     return d;
   }
-  EQR_CHECK(cfg.source == "csv" || cfg.source == "generated", ConfigError, "data.source = '", cfg.source,
+  EQR_CHECK(cfg.source == config::DataSource::kCsv || cfg.source == config::DataSource::kGenerated, ConfigError, "data.source = '", config::name_of(cfg.source),
             "': expected generated, csv or built");
   data::CachedBuild cache;
   cache.data_path = cfg.data_path;

@@ -528,7 +528,7 @@ config::DataConfig to_config(const BuildArgs& a) {
   EQR_CHECK(!gen || a.test_csv.empty(), UsageError, "--generate-train goes with --generate-test, not --test-csv");
   const sudoku::Geometry g = a.box.empty() ? sudoku::Geometry::parse_side(a.geometry) : sudoku::Geometry::parse_box(a.box);
   config::DataConfig c;
-  c.source = csv ? "csv" : "generated";
+  c.source = csv ? config::DataSource::kCsv : config::DataSource::kGenerated;
   c.data_path = a.out;
   c.train_csv = a.train_csv;
   c.test_csv = a.test_csv;

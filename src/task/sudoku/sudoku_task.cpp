@@ -119,7 +119,7 @@ PuzzleSet SudokuTask::parse_puzzles(const std::vector<std::string>& grids) const
     inputs.push_back(sudoku::to_token_ids(q));
     const sudoku::SolveResult solved = solver.solve(q);
     labels.push_back(solved.solved ? label_ids(solved.solution)
-                                   : std::vector<int32_t>(static_cast<size_t>(geom_.cells()), -100));
+                                   : std::vector<int32_t>(static_cast<size_t>(geom_.cells()), data::kIgnoreLabelId));
     names.push_back("puzzle " + std::to_string(i + 1));
   }
   PuzzleSet set = from_rows(inputs, labels, geom_.cells());

@@ -50,7 +50,7 @@ class MazeTask : public Task {
   data::SplitData load_split(const std::string& dir, const std::string& split) const override;
   /// A text file of mazes: one maze per line of n*n characters, or blocks of n rows (blank lines between).
   PuzzleSet read_file(const std::string& path, int64_t max_puzzles = 0) const override;
-  /// Mazes as text; labels: the shortest S-G path when it is unique, else -100.
+  /// Mazes as text; labels: the shortest S-G path when it is unique, else data::kIgnoreLabelId.
   PuzzleSet parse_puzzles(const std::vector<std::string>& texts) const override;
   /// generate_mazes (the side's default path lengths).
   PuzzleSet generate(int64_t count, uint64_t seed) const override;
