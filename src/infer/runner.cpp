@@ -121,6 +121,10 @@ class Runner {
   RunSummary run() {
     setup();
     while (!slots_.empty()) {
+      if (options_.should_abort && options_.should_abort()) {
+        summary_.interrupted = true;
+        break;
+      }
       const StepValues v = advance();
       std::vector<RowRead> reads = fixed_ ? read_fixed(v) : read_adaptive(v);
       if (progress_) {
@@ -133,7 +137,8 @@ class Runner {
       hand_over(stopped);
       if (!refill(stopped)) break;
     }
-    EQR_CHECK(pending_.empty(), RuntimeError, "eval runner: ", pending_.size(), " puzzles unfinished at the end");
+    EQR_CHECK(summary_.interrupted || pending_.empty(), RuntimeError, "eval runner: ", pending_.size(),
+              " puzzles unfinished at the end");
     summary_.wall_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
     if (progress_) progress_->finish(std::to_string(puzzles_done_) + "/" + std::to_string(p_total_) + " puzzles");
     return std::move(summary_);

@@ -25,6 +25,7 @@
 #include "eqr/data/loader.h"
 #include "eqr/dynamics/score.h"
 #include "eqr/dynamics/step.h"
+#include "eqr/infer/runner.h"
 #include "eqr/io/checkpoint.h"
 #include "eqr/io/reference_checkpoint.h"
 #include "eqr/model/eqr_model.h"
@@ -94,60 +95,50 @@ void write_json(const fs::path& path, const Json& j) {
 
 TrainEvalResult evaluate_split(model::EqrModel& model, const std::shared_ptr<const data::SplitData>& split,
                                int64_t depth, int64_t batch_size, uint64_t seed, Distributed& dist) {
-  torch::NoGradGuard no_grad;
-  const model::EvalModeGuard eval_mode(model);  // back to the caller's mode, also when a step throws
   const c10::Device device = model->device();
-  data::LoaderOptions lo;
-  lo.mode = data::LoaderMode::kTest;
-  lo.global_batch_size = batch_size;
-  lo.rank = dist.rank();
-  lo.world_size = dist.world_size();
-  lo.prefetch_batches = 0;
-  lo.pin_memory = device.is_cuda();
-  data::Loader loader(split, lo);
-  // Its own generator: evaluation neither reseeds nor advances the training generator or torch's global ones.
-  at::Generator gen = model::make_generator(device, derive_seed(seed, static_cast<uint64_t>(dist.rank())));
-
+  // This rank's share: a contiguous slice of the puzzles, each keeping its index as its seeding identity, so a
+  // puzzle starts from the same state whatever the number of ranks.
+  const infer::PuzzleSet all = task::puzzles_from_split(*split, nullptr);
+  const int64_t n = all.size(), w = dist.world_size(), r = dist.rank();
+  const int64_t lo = n * r / w, hi = n * (r + 1) / w;
   // sums: puzzles, exact, cell accuracy, final residual, ranks stopped early
-  auto sums = torch::zeros({5}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
-  while (auto batch = loader.next()) {
-    // A stop request (SIGINT/SIGTERM, request_stop) ends the evaluation at a batch boundary; each rank still
+  auto sums = torch::zeros({5}, torch::TensorOptions().dtype(torch::kFloat64));
+  if (hi > lo) {
+    // The inference runner at fixed depth, breadth 1, its randomness from its own streams keyed by `seed`
+    // (the training generator and torch's global ones are left alone); no grad, eval mode, mode restored.
+    infer::RunnerOptions ro;
+    ro.depths = {depth};
+    ro.breadth = 1;
+    ro.batch_puzzles = std::max<int64_t>(1, batch_size / w);
+    ro.seed = seed;
+    ro.keep_residuals = false;
+    // A stop request (SIGINT/SIGTERM, request_stop) ends the evaluation before its next step; each rank still
     // takes part in the one collective below, and all learn that the result is partial.
-    if (stop_requested()) {
-      sums[4] += 1.0;
-      break;
-    }
-    const dynamics::Batch b = to_device(*batch, device);
-    const auto valid = batch->example_indices.to(device, torch::kLong, /*non_blocking=*/device.is_cuda()) >= 0;  // (B)
-    dynamics::Carry carry = dynamics::initial_carry(model, b);
-    dynamics::StepOutput out;
-    for (int64_t t = 0; t < depth; ++t) {
-      // The host knows which rows restart: all on the first step (initial_carry), none later (step() returns
-      // halted all false and no halting rule runs), so the reset needs no device->host sync.
-      dynamics::StepOptions so;
-      so.resets = t == 0 ? dynamics::Resets::kAll : dynamics::Resets::kNone;
-      out = dynamics::step(model, carry, b, gen, so);
-      carry = out.carry;  // halted stays false: every row runs exactly `depth` steps
-    }
-    const dynamics::RowScore scored = dynamics::score_rows(out.logits.argmax(-1), carry.data.labels);
-    const auto exact = scored.exact() & valid;
-    const auto cell = scored.cell_accuracy(torch::kFloat64) * valid.to(torch::kFloat64);
-    sums[0] += valid.sum().to(torch::kFloat64);
-    sums[1] += exact.sum().to(torch::kFloat64);
-    sums[2] += cell.sum();
-    sums[3] += (out.residual.to(torch::kFloat64) * valid.to(torch::kFloat64)).sum();
+    ro.should_abort = [] { return stop_requested(); };
+    double* s = sums.data_ptr<double>();
+    const infer::RunSummary summary = infer::run(model, all.slice(lo, hi), ro, [&](infer::PuzzleResult&& p) {
+      const infer::Snapshot& last = p.trajectories.at(0).at_depth.back();
+      s[0] += 1.0;
+      s[1] += last.exact ? 1.0 : 0.0;
+      s[2] += last.cell_accuracy;
+      s[3] += last.residual;
+    });
+    if (summary.interrupted) s[4] = 1.0;
+  } else if (stop_requested()) {
+    sums[4] = 1.0;
   }
-  dist.all_reduce(sums, ReduceOp::Sum);
-  const auto s = sums.cpu();
-  const auto* v = s.data_ptr<double>();
-  TrainEvalResult r;
-  r.n_puzzles = static_cast<int64_t>(v[0]);
-  const double n = std::max(1.0, v[0]);
-  r.exact_accuracy = v[1] / n;
-  r.cell_accuracy = v[2] / n;
-  r.mean_final_residual = v[3] / n;
-  r.interrupted = v[4] > 0;
-  return r;
+  auto reduced = sums.to(device);
+  dist.all_reduce(reduced, ReduceOp::Sum);
+  const auto got = reduced.cpu();
+  const auto* v = got.data_ptr<double>();
+  TrainEvalResult result;
+  result.n_puzzles = static_cast<int64_t>(v[0]);
+  const double count = std::max(1.0, v[0]);
+  result.exact_accuracy = v[1] / count;
+  result.cell_accuracy = v[2] / count;
+  result.mean_final_residual = v[3] / count;
+  result.interrupted = v[4] > 0;
+  return result;
 }
 
 void request_stop() { g_stop_requested.store(true); }

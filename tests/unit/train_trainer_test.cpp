@@ -84,7 +84,7 @@ TEST(TrainTrainer, EvaluationLeavesTheTrainingAndGlobalGeneratorsAlone) {
 
   // The same seed gives the same metrics (with path noise on); another seed other residuals.
   const TrainEvalResult b = evaluate_split(model, split, 3, 4, 11, dist);
-  EXPECT_EQ(a.n_puzzles, 10);  // 3 batches of 4 rows, the last padded: padding rows do not count
+  EXPECT_EQ(a.n_puzzles, 10);
   EXPECT_EQ(b.n_puzzles, a.n_puzzles);
   EXPECT_EQ(b.exact_accuracy, a.exact_accuracy);
   EXPECT_EQ(b.cell_accuracy, a.cell_accuracy);
@@ -100,7 +100,7 @@ TEST(TrainTrainer, EvaluationLeavesTheTrainingAndGlobalGeneratorsAlone) {
   EXPECT_EQ(d.mean_final_residual, a.mean_final_residual);
 }
 
-TEST(TrainTrainer, AStopRequestEndsAnEvaluationAtABatchBoundary) {
+TEST(TrainTrainer, AStopRequestEndsAnEvaluationBeforeItsNextStep) {
   torch::manual_seed(0);
   model::EqrModel model{model::EqrModelOptions(tiny_arch(), test::float32_compute())};
   model->train();
@@ -109,7 +109,7 @@ TEST(TrainTrainer, AStopRequestEndsAnEvaluationAtABatchBoundary) {
   request_stop();  // as SIGTERM during run_training
   const TrainEvalResult stopped = evaluate_split(model, split, 3, 4, 11, dist);
   EXPECT_TRUE(stopped.interrupted);
-  EXPECT_EQ(stopped.n_puzzles, 0);  // stopped before its first batch
+  EXPECT_EQ(stopped.n_puzzles, 0);  // stopped before its first step
   EXPECT_TRUE(model->is_training());
   clear_stop_request();
   const TrainEvalResult full = evaluate_split(model, split, 3, 4, 11, dist);

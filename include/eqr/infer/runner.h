@@ -64,6 +64,9 @@ struct RunnerOptions {
   /// Called after every batch step (RunSummary::batch_steps so far), once the step's host reads are done
   /// and before finished rows are handed over and refilled (for `eqr bench eval`'s per-step timing).
   std::function<void(int64_t batch_step)> on_step;
+  /// Checked before every batch step: true stops the run there (RunSummary::interrupted; puzzles not finished
+  /// are not handed over). The trainer's evaluation passes its stop request (SIGINT/SIGTERM) here.
+  std::function<bool()> should_abort;
 
   /// Sorts and deduplicates depths, sets depth.max_depth; ConfigError for empty/non-positive values.
   void normalise();
@@ -117,6 +120,7 @@ struct RunSummary {
   /// plus one per step on which some row is read (its predictions).
   int64_t host_syncs = 0;
   double wall_time_s = 0.0;      ///< the whole run (setup excluded)
+  bool interrupted = false;      ///< stopped by RunnerOptions::should_abort before every puzzle finished
 };
 
 /// Runs every puzzle of `puzzles` and calls `on_puzzle` once per puzzle, when all of its R trajectories

@@ -80,12 +80,12 @@ void request_stop();
 bool stop_requested();
 void clear_stop_request();
 
-/// Fixed-depth evaluation at breadth 1 on `split` (test batches of `batch_size` rows across ranks; this rank
-/// evaluates its slice): every row runs exactly `depth` supervision steps from a fresh random state, metrics
-/// of the last step summed over ranks (a collective when `dist` is active). Its randomness (initial states,
-/// path noise) comes from a generator of its own, model::make_generator(device, derive_seed(seed, rank)):
-/// the same seed gives the same result, and the training generator and torch's global generators are left
-/// untouched. Runs without grad in eval mode and restores the model's mode.
+/// Fixed-depth evaluation at breadth 1 on `split` through the inference runner (infer::run, the loop `eqr eval`
+/// runs; `batch_size` puzzles per step across ranks, this rank running a contiguous slice): every puzzle runs
+/// exactly `depth` supervision steps from a fresh random state, metrics of the last step summed over ranks (a
+/// collective when `dist` is active). Its randomness (initial states per puzzle, path noise) comes from the
+/// runner's streams keyed by `seed`: the same seed gives the same result, and the training generator and
+/// torch's global generators are left untouched. Runs without grad in eval mode and restores the model's mode.
 TrainEvalResult evaluate_split(model::EqrModel& model, const std::shared_ptr<const data::SplitData>& split,
                                int64_t depth, int64_t batch_size, uint64_t seed, Distributed& dist);
 
