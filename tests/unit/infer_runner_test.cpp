@@ -23,12 +23,7 @@ namespace {
 
 config::ArchConfig tiny_arch(double noise) {
   config::ArchConfig a;
-  a.hidden_size = 16;
-  a.num_heads = 2;
-  a.expansion = 1.0;
-  a.l_layers = 1;
-  a.h_cycles = 2;
-  a.l_cycles = 1;
+  test::shrink_to_width16(a);  // width 16, 2 heads, expansion 1, one layer, h_cycles 2, l_cycles 1
   a.seq_len = 16;
   a.vocab_size = 6;
   a.board_height = 4;
